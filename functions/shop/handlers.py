@@ -1,4 +1,4 @@
-"""The shop's task handlers (the seed's `order.sendConfirmationEmail` and `order.initiateProcessing`)."""
+"""The shop's task handlers: the seed's `order.sendConfirmationEmail` and `initiateProcessing`."""
 
 from __future__ import annotations
 

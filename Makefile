@@ -1,0 +1,27 @@
+# `make dev` runs the demo shop on the emulators; `make test` runs every test. Both install first.
+VENV := functions/venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3.11
+EMULATORS := $(PY) tools/emulators.py
+
+.PHONY: install dev test lint
+
+install: node_modules/.install.stamp $(VENV)/.install.stamp
+
+node_modules/.install.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+dev: install
+	$(EMULATORS) exec "$(PY) tools/demo.py --watch"
+
+lint: install
+	$(VENV)/bin/ruff check
+
+test: lint
+	$(EMULATORS) exec "$(PY) -m pytest $(PYTEST_ARGS)"
