@@ -1,0 +1,117 @@
+"""The demo shop on the emulators: seed orders, wait for their tasks, show them, watch for changes.
+
+Run by `make dev` inside `firebase emulators:exec`. `demo.py retry` (from another terminal, with
+FIRESTORE_EMULATOR_HOST set) plays customer care: fixes the bad email and retries the failed task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
+
+from google.api_core import exceptions
+from google.cloud import firestore
+
+from shop.orders import ORDERS, create_order
+
+DEMO_ORDERS = {
+    "demo-1001": ("ada@example.com", ["tea", "scones"]),
+    "demo-1002": ("grace@example.com", ["coffee"]),
+    "demo-1003": ("not-an-email", ["cake"]),  # its confirmation email fails until fixed
+}
+BAD_ORDER, FIXED_EMAIL = "demo-1003", "linus@example.com"
+FINAL = {"completed", "failed"}
+
+
+def seed(db: firestore.Client) -> None:
+    for order_id, (email, items) in DEMO_ORDERS.items():
+        try:
+            create_order(db, order_id, email=email, items=items, uid="demo-user")
+        except exceptions.AlreadyExists:
+            print(f"order {order_id} exists, kept as it is")
+
+
+def demo_tasks(db: firestore.Client) -> list[firestore.DocumentSnapshot]:
+    return [task for order_id in DEMO_ORDERS
+            for task in db.collection(ORDERS).document(order_id).collection("tasks").stream()]
+
+
+def wait_processed(db: firestore.Client, timeout: float = 60.0) -> list[firestore.DocumentSnapshot]:
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = demo_tasks(db)
+        pending = [task for task in tasks if task.get("state") not in FINAL]
+        if tasks and not pending:
+            return tasks
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: {len(pending)} task(s) still not processed after {timeout}s")
+        print(f"waiting for {len(pending)} of {len(tasks)} task(s)...", flush=True)
+        time.sleep(1)
+
+
+def show(tasks: list[firestore.DocumentSnapshot]) -> None:
+    print(f"\n{'TASK':44} {'TYPE.ACTION':32} {'STATE':10} {'ATT':>3}  ERROR")
+    for task in sorted(tasks, key=lambda t: t.reference.path):
+        fields = task.to_dict() or {}
+        error = (fields.get("error") or {}).get("message", "")
+        print(f"{task.reference.path:44} {fields['type'] + '.' + fields['action']:32} "
+              f"{fields['state']:10} {fields.get('attempts', 0):>3}  {error}")
+
+
+def watch(db: firestore.Client) -> None:
+    """Print every change of a task anywhere until interrupted."""
+
+    def on_change(_snapshots, changes, _read_time) -> None:
+        for change in changes:
+            fields = change.document.to_dict() or {}
+            print(f"{change.type.name.lower():8} {change.document.reference.path}: "
+                  f"{fields.get('state')} (attempts {fields.get('attempts', 0)})", flush=True)
+
+    db.collection_group("tasks").on_snapshot(on_change)
+    threading.Event().wait()
+
+
+def retry(db: firestore.Client) -> None:
+    """What customer care does: fix the order, then move its failed task back to `scheduled`."""
+    order = db.collection(ORDERS).document(BAD_ORDER)
+    order.update({"email": FIXED_EMAIL})
+    failed = order.collection("tasks").where(filter=firestore.FieldFilter("state", "==", "failed"))
+    for task in failed.stream():
+        task.reference.update({"state": "scheduled"})
+        print(f"retrying {task.reference.path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["seed", "retry"], default="seed")
+    parser.add_argument("--watch", action="store_true", help="keep running and print changes")
+    args = parser.parse_args()
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if not host:
+        raise SystemExit("demo: FIRESTORE_EMULATOR_HOST is not set; run `make dev`")
+    db = firestore.Client(project=os.environ.get("GCLOUD_PROJECT", "demo-firetasks"))
+    if args.command == "retry":
+        retry(db)
+        return
+    seed(db)
+    show(wait_processed(db))
+    print(f"""
+firetasks demo ready: Firestore emulator at {host}, project {db.project}.
+- The order {BAD_ORDER} has a bad email, so its confirmation task failed. Retry it as customer
+  care would, from another terminal:
+    FIRESTORE_EMULATOR_HOST={host} functions/venv/bin/python tools/demo.py retry
+- Write your own tasks to <collection>/<docId>/tasks/<taskId> with any client against {host}.
+""", flush=True)
+    if args.watch:
+        print("Watching every task (Ctrl-C stops the emulators):", flush=True)
+        watch(db)
+
+
+if __name__ == "__main__":
+    main()
