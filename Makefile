@@ -24,4 +24,4 @@ lint: install
 	$(VENV)/bin/ruff check
 
 test: lint
-	$(EMULATORS) exec "$(PY) -m pytest $(PYTEST_ARGS)"
+	FIRETASKS_PROBES=1 $(EMULATORS) exec "$(PY) -m pytest $(PYTEST_ARGS)"

@@ -1,14 +1,48 @@
 """Cloud Functions entry points: the Functions runtime loads the functions defined here."""
 
+import os
+
 from firebase_functions import options
 
-from firetasks import task_trigger
-from shop.handlers import registry
+from firetasks import HandlerRegistry, TaskProcessor, sweep_trigger, task_trigger, wake_trigger
+from shop import handlers
 
 options.set_global_options(region="us-central1")
 
-# Every `tasks` subcollection one level down: orders/{orderId}/tasks/{taskId}, users/..., ...
+registries = [handlers.registry]
+if os.environ.get("FIRETASKS_PROBES") == "1":  # fault-injection handlers for the test suite
+    import probes
+
+    registries.append(probes.registry)
+registry = HandlerRegistry.combine(*registries)
+
+# A handler may run up to TIMEOUT_SEC; a claim's lease lasts that long plus a margin, after which
+# the sweeper ends the attempt as failed. One task per instance at a time (concurrency 1) keeps a
+# slow handler from starving others; max_instances caps the fan-out of a burst (and the bill).
+TIMEOUT_SEC = 300
+processor = TaskProcessor(registry, timeout_sec=TIMEOUT_SEC)
+PROCESSING = {
+    "timeout_sec": TIMEOUT_SEC,
+    "memory": options.MemoryOption.MB_256,
+    "max_instances": 100,
+    "concurrency": 1,
+}
+
+# Every `tasks` subcollection one level down: orders/{orderId}/tasks/{taskId}, carts/..., ...
 # Another path needs one more line, e.g.
-# process_invoice_jobs = task_trigger(registry, name="process_invoice_jobs",
-#                                     document="invoices/{invoiceId}/jobs/{taskId}")
-process_tasks = task_trigger(registry, name="process_tasks")
+# process_invoice_jobs = task_trigger(processor, name="process_invoice_jobs",
+#                                     document="invoices/{invoiceId}/jobs/{taskId}", **PROCESSING)
+process_tasks = task_trigger(processor, name="process_tasks", **PROCESSING)
+
+# Delayed tasks and retries, woken by Cloud Tasks at their `runAt` (the name is the queue's id).
+wakeTasks = wake_trigger(
+    processor,
+    timeout_sec=TIMEOUT_SEC,
+    memory=options.MemoryOption.MB_256,
+    max_instances=100,
+    concurrency=1,
+    retry_config=options.RetryConfig(max_attempts=5, min_backoff_seconds=10),
+)
+
+# Recovery of tasks whose invocation died, or whose event or wake-up was lost.
+sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)

@@ -9,10 +9,11 @@ from typing import Any, TypeVar
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+import probes
 from shop.handlers import MAIL_COLLECTION
 
 T = TypeVar("T")
-FINAL_STATES = ("completed", "failed")
+FINAL_STATES = ("completed", "failed", "cancelled")
 
 
 def wait_until(probe: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
@@ -48,3 +49,10 @@ def mails_for(db: firestore.Client, task: DocumentReference) -> list[dict[str, A
 
 def task_fields(type: str, action: str, data: dict | None = None, **extra: Any) -> dict:
     return {"type": type, "action": action, "state": "scheduled", "data": data or {}, **extra}
+
+
+def probe_runs(db: firestore.Client, task: DocumentReference) -> list[int]:
+    """The attempt numbers of every run of a probe handler for `task`, in order."""
+    query = db.collection(probes.RUNS).where(
+        filter=firestore.FieldFilter("taskPath", "==", task.path))
+    return sorted(snapshot.get("attempt") for snapshot in query.stream())

@@ -1,18 +1,27 @@
-"""firetasks: a job queue on Firestore documents, processed by a Python Cloud Function."""
+"""firetasks: a job queue on Firestore documents, processed by Python Cloud Functions."""
 
 from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
 from firetasks.processor import TaskProcessor, task_trigger
+from firetasks.recovery import sweep, sweep_trigger
 from firetasks.registry import HandlerRegistry
+from firetasks.retry import PermanentError, RetryAfter, RetryPolicy
 from firetasks.task import InvalidTask, State, Task
+from firetasks.wakeup import wake_trigger
 
 __all__ = [
     "HandlerRegistry",
     "InvalidTask",
     "NewTask",
+    "PermanentError",
+    "RetryAfter",
+    "RetryPolicy",
     "State",
     "Task",
     "TaskProcessor",
     "add_tasks",
     "create_with_tasks",
+    "sweep",
+    "sweep_trigger",
     "task_trigger",
+    "wake_trigger",
 ]

@@ -6,8 +6,16 @@ import functools
 
 import firebase_admin
 from google.cloud import firestore
+from google.cloud.firestore import DocumentReference
 
 DEFAULT_DATABASE = "(default)"
+
+
+def app() -> firebase_admin.App:
+    try:
+        return firebase_admin.get_app()
+    except ValueError:
+        return firebase_admin.initialize_app()
 
 
 @functools.cache
@@ -18,8 +26,12 @@ def client(database: str = DEFAULT_DATABASE) -> firestore.Client:
     FIRESTORE_EMULATOR_HOST without Application Default Credentials, which the Functions emulator
     does not provide, and in production it finds the same credentials as the Admin SDK.
     """
-    try:
-        app = firebase_admin.get_app()
-    except ValueError:
-        app = firebase_admin.initialize_app()
-    return firestore.Client(project=app.project_id, database=database)
+    return firestore.Client(project=app().project_id, database=database)
+
+
+def client_of(ref: DocumentReference) -> firestore.Client:
+    return ref._client  # DocumentReference has no public accessor for its client
+
+
+def database_of(ref: DocumentReference) -> str:
+    return client_of(ref)._database

@@ -9,6 +9,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+from firetasks import db
 from firetasks.task import State, validate
 
 TASKS_COLLECTION = "tasks"
@@ -62,7 +63,7 @@ def _batch_of_tasks(
             f"{len(documents)} tasks do not fit one atomic batch "
             f"(at most {MAX_BATCH_WRITES - other_writes})"
         )
-    batch = parent._client.batch()  # the reference's own client: no public accessor exists
+    batch = db.client_of(parent).batch()
     refs = [parent.collection(TASKS_COLLECTION).document() for _ in documents]
     for ref, document in zip(refs, documents, strict=True):
         batch.create(ref, document)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,23 +12,57 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+from firetasks import db
+
 
 class State(StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
+    RETRYING = "retrying"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-# States the processor writes itself: an event that shows one of them is never a request for work,
-# which is what keeps the function's own writes from looping.
-PASSIVE_STATES = frozenset({State.RUNNING, State.COMPLETED, State.FAILED})
+# The state machine, in one place. Clients create `scheduled` tasks; the processor claims them
+# (`running`) and ends each attempt; operators cancel waiting tasks and retry finished ones.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.SCHEDULED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
+    State.RETRYING: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
+    State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
+    State.COMPLETED: frozenset({State.SCHEDULED}),
+    State.FAILED: frozenset({State.SCHEDULED}),
+    State.CANCELLED: frozenset({State.SCHEDULED}),
+}
+
+# A trigger event acts only on `scheduled`: every other state is the processor's own write (or an
+# operator's), which keeps the function's writes from looping. A wake-up also runs `retrying`.
+TRIGGER_STATES = frozenset({State.SCHEDULED})
+WAKE_STATES = frozenset({State.SCHEDULED, State.RETRYING})
+FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def check_transition(old: object, new: State) -> None:
+    """Raise IllegalTransition unless the state machine allows moving from `old` to `new`."""
+    if old not in TRANSITIONS or new not in TRANSITIONS[State(old)]:
+        raise IllegalTransition(f"a {old} task cannot become {new}")
+
 
 REQUIRED_FIELDS = ("type", "action", "state", "data")
+CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested")
 MANAGED_FIELDS = (
-    "attempts", "createdAt", "updatedAt", "startedAt", "finishedAt", "result", "error",
+    "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
+    "result", "error", "history",
 )
-KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + MANAGED_FIELDS)
+KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
+MAX_ATTEMPTS_LIMIT = 100
+# Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields
+# (history, result, error), or a write that ends an attempt could fail.
+MAX_TASK_BYTES = 900 * 1024
 
 # `type` is one name; `action` is one or more names joined by dots (nested handler namespaces).
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
@@ -65,9 +100,23 @@ def problems(fields: Mapping[str, Any]) -> list[str]:
         found.append(
             f"'state' must be one of {', '.join(State)}, got {_describe(fields['state'])}"
         )
-    attempts = fields.get("attempts", 0)
-    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
-        found.append(f"'attempts' must be a whole number >= 0, got {_describe(attempts)}")
+    for name in ("attempts", "retryBase"):
+        if not _is_count(fields.get(name, 0), 0):
+            found.append(f"'{name}' must be a whole number >= 0, got {_describe(fields[name])}")
+    if "maxAttempts" in fields and not _is_count(fields["maxAttempts"], 1, MAX_ATTEMPTS_LIMIT):
+        found.append(
+            f"'maxAttempts' must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}, "
+            f"got {_describe(fields['maxAttempts'])}"
+        )
+    if "runAt" in fields and not isinstance(fields["runAt"], datetime.datetime | None):
+        found.append(f"'runAt' must be a timestamp, got {_describe(fields['runAt'])}")
+    size = document_size(fields)
+    if size > MAX_TASK_BYTES:
+        found.append(f"the task document is {size:,} bytes; at most {MAX_TASK_BYTES:,} leave room "
+                     "for the processor's fields (keep large payloads elsewhere, pass a reference)")
+    if "cancelRequested" in fields and not isinstance(fields["cancelRequested"], bool):
+        found.append(f"'cancelRequested' must be true or false, got "
+                     f"{_describe(fields['cancelRequested'])}")
     return found
 
 
@@ -76,6 +125,27 @@ def validate(fields: Mapping[str, Any]) -> None:
     found = problems(fields)
     if found:
         raise InvalidTask(found)
+
+
+def document_size(value: object) -> int:
+    """Firestore's storage size of a value (for a map: of its fields), by its documented rules."""
+    if isinstance(value, dict):
+        return sum(len(str(name).encode()) + 1 + document_size(item)
+                   for name, item in value.items())
+    if isinstance(value, list | tuple):
+        return sum(document_size(item) for item in value)
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    if isinstance(value, bytes):
+        return len(value)
+    if value is None or isinstance(value, bool):
+        return 1
+    return 8  # numbers, timestamps; references and geo points are rare in tasks
+
+
+def _is_count(value: object, low: int, high: int | None = None) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high))
 
 
 def _matches(pattern: re.Pattern[str], value: object) -> bool:
@@ -109,7 +179,7 @@ class Task:
     @property
     def client(self) -> firestore.Client:
         """The client that reads this task; handlers use it for their own reads and writes."""
-        return self.ref._client  # DocumentReference has no public accessor for it
+        return db.client_of(self.ref)
 
     @property
     def parent(self) -> DocumentReference | None:

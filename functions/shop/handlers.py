@@ -7,7 +7,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from firetasks import HandlerRegistry, Task
+from firetasks import HandlerRegistry, PermanentError, Task
 
 registry = HandlerRegistry()
 
@@ -15,8 +15,9 @@ MAIL_COLLECTION = "mail"  # watched by the "Trigger Email from Firestore" extens
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
-class OrderError(Exception):
-    """The task's order cannot be worked on as it stands; fix the order, then retry the task."""
+class OrderError(PermanentError):
+    """The task's order cannot be worked on as it stands: retrying cannot help until someone fixes
+    the order and then retries the task."""
 
 
 def _order(task: Task) -> dict[str, Any]:

@@ -3,6 +3,8 @@ with CloudEvents built like Firestore's, for tasks in a subcollection the real t
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import main
-from firetasks import HandlerRegistry, Task, task_trigger
+from firetasks import HandlerRegistry, RetryPolicy, Task, TaskProcessor, operations, task_trigger
+from firetasks.task import IllegalTransition
 from tests.firestore_events import written_event
 from tests.support import mails_for, task_fields
 
@@ -24,6 +27,17 @@ def order(db, uid):
     return order
 
 
+class RecordingWaker:
+    """Keeps wake-ups in memory: these tests deliver them themselves (Cloud Tasks is tested with
+    the real trigger in test_reliability.py)."""
+
+    def __init__(self) -> None:
+        self.wakeups: list[tuple[str, datetime.datetime]] = []
+
+    def wake_at(self, ref, at: datetime.datetime) -> None:
+        self.wakeups.append((ref.path, at))
+
+
 @pytest.fixture
 def runs():
     """A registry whose handlers record each run, and the trigger that serves it."""
@@ -35,7 +49,7 @@ def runs():
         calls.append(task)
         return {"attempt": task.attempt}
 
-    @registry.handler("probe", "explode")
+    @registry.handler("probe", "explode", retry=RetryPolicy(max_attempts=1))
     def explode(task: Task) -> None:
         calls.append(task)
         raise RuntimeError("provider said no")
@@ -45,7 +59,12 @@ def runs():
         calls.append(task)
         return object()
 
-    trigger = task_trigger(registry, name="probe_tasks", document="{c}/{d}/untriggered/{t}")
+    processor = TaskProcessor(registry, waker=RecordingWaker())
+    @registry.handler("probe", "deleteSelf")
+    def delete_self(task: Task) -> None:
+        task.ref.delete()  # as if someone deleted the task while it ran
+
+    trigger = task_trigger(processor, name="probe_tasks", document="{c}/{d}/untriggered/{t}")
     return trigger, calls
 
 
@@ -189,3 +208,61 @@ def test_each_step_is_logged_with_the_task_s_identity(db, order, runs, capsys):
     assert end["durationMs"] >= 0
     for line in (start, end):
         assert (line["taskId"], line["path"], line["attempt"]) == ("t", ref.path, 1)
+
+
+def test_an_out_of_order_delivery_loses_to_the_newer_version(db, order, runs):
+    trigger, calls = runs
+    ref, first = scheduled(order, task_fields("probe", "record"))
+    ref.update({"data": {"edited": True}})  # a second write while still scheduled
+    second = ref.get()
+    deliver(trigger, first, second, db.project)  # the newer event arrives first
+    deliver(trigger, None, first, db.project)
+    assert [task.data for task in calls] == [{"edited": True}]
+
+
+def test_a_cancel_racing_the_claim_leaves_one_consistent_outcome(db, order, runs):
+    trigger, calls = runs
+    for n in range(10):
+        ref = order.collection(UNTRIGGERED).document(f"race-{n}")
+        ref.set(task_fields("probe", "explode"))
+        event = written_event(None, ref.get(), project=db.project)
+        start = threading.Barrier(2)
+
+        def claim(event=event, start=start):
+            start.wait()
+            trigger(event)
+
+        def cancel(ref=ref, start=start):
+            start.wait()
+            with contextlib.suppress(IllegalTransition):  # too late: the task had failed
+                operations.cancel(ref)
+
+        with ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(claim), pool.submit(cancel)]:
+                future.result()
+        fields = ref.get().to_dict()
+        ran = [task for task in calls if task.id == ref.id]
+        assert len(ran) <= 1
+        # Cancelled before the claim: never ran. After it: the failing attempt ends cancelled
+        # (explode allows one attempt, so `failed` is also its honest end if the cancel lost).
+        assert fields["state"] == ("cancelled" if not ran else fields["state"])
+        assert fields["state"] in {"cancelled", "failed"}
+        assert "cancelRequested" not in fields
+
+
+def test_a_task_deleted_while_running_stays_deleted(db, order, runs, capsys):
+    trigger, _ = runs
+    ref, snapshot = scheduled(order, task_fields("probe", "deleteSelf"))
+    deliver(trigger, None, snapshot, db.project)
+    assert not ref.get().exists
+    assert "task deleted while running" in [line["message"] for line in log_lines(capsys)]
+
+
+def test_history_keeps_the_last_20_attempts(db, order, runs):
+    trigger, _ = runs
+    old = [{"attempt": n, "outcome": "failed"} for n in range(1, 26)]
+    ref, snapshot = scheduled(order, task_fields("probe", "record", attempts=25, history=old))
+    deliver(trigger, None, snapshot, db.project)
+    history = ref.get().get("history")
+    assert len(history) == 20
+    assert [h["attempt"] for h in history] == [*range(7, 26), 26]

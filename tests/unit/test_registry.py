@@ -11,7 +11,7 @@ def noop(task):
 def test_lookup_by_type_and_action():
     registry = HandlerRegistry()
     registry.register("order", "sendConfirmationEmail", noop)
-    assert registry.lookup("order", "sendConfirmationEmail") is noop
+    assert registry.lookup("order", "sendConfirmationEmail").handler is noop
     assert registry.lookup("order", "sendconfirmationemail") is None
     assert registry.lookup("email", "sendConfirmationEmail") is None
 
@@ -23,7 +23,7 @@ def test_dotted_actions_name_nested_namespaces():
     def initiate(task):
         return None
 
-    assert registry.lookup("inventory", "mutations.initiateOrderProcessing") is initiate
+    assert registry.lookup("inventory", "mutations.initiateOrderProcessing").handler is initiate
     assert registry.lookup("inventory", "mutations") is None
     assert registry.lookup("inventory.mutations", "initiateOrderProcessing") is None
 

@@ -27,7 +27,7 @@ def test_actions_may_be_names_or_dotted_paths(action):
         ({"action": "a..b"}, "'action' must be a name or a dotted path"),
         ({"action": None}, "got NoneType None"),
         ({"data": ["orderId"]}, "'data' must be a map, got list"),
-        ({"state": "bogus"}, "'state' must be one of scheduled, running, completed, failed"),
+        ({"state": "bogus"}, "'state' must be one of scheduled, running, retrying, completed"),
         ({"attempts": -1}, "'attempts' must be a whole number >= 0"),
         ({"attempts": True}, "'attempts' must be a whole number >= 0, got bool True"),
         ({"priority": 1}, "unknown field(s) 'priority'; allowed: action, attempts"),
@@ -54,4 +54,5 @@ def test_long_values_are_shortened_in_messages():
 
 
 def test_states_are_the_documented_strings():
-    assert [state.value for state in State] == ["scheduled", "running", "completed", "failed"]
+    assert [state.value for state in State] == [
+        "scheduled", "running", "retrying", "completed", "failed", "cancelled"]

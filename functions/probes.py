@@ -1,0 +1,56 @@
+"""Handlers that fail on purpose, for the fault tests. Loaded only when FIRETASKS_PROBES=1 (set by
+`make test`), and never deployed (`firebase.json` ignores this file)."""
+
+from __future__ import annotations
+
+import time
+
+from google.cloud import firestore
+
+from firetasks import HandlerRegistry, PermanentError, RetryAfter, RetryPolicy, Task
+
+RUNS = "probeRuns"  # one document per handler run: what the tests count
+QUICK = RetryPolicy(max_attempts=3, min_delay=1.0, max_delay=4.0)
+
+
+def record(task: Task) -> None:
+    task.client.collection(RUNS).add({
+        "taskPath": task.path, "attempt": task.attempt, "at": firestore.SERVER_TIMESTAMP,
+    })
+
+
+registry = HandlerRegistry()
+
+
+@registry.handler("probe", "flaky", retry=QUICK)
+def flaky(task: Task) -> dict[str, int]:
+    """Fails its first `data.failTimes` attempts."""
+    record(task)
+    if task.attempt <= task.data.get("failTimes", 0):
+        raise RuntimeError(f"flaky failure on attempt {task.attempt}")
+    return {"attempt": task.attempt}
+
+
+@registry.handler("probe", "permanent", retry=QUICK)
+def permanent(task: Task) -> None:
+    record(task)
+    raise PermanentError("card declined")
+
+
+@registry.handler("probe", "rateLimited", retry=QUICK)
+def rate_limited(task: Task) -> dict[str, int]:
+    """Answers its first attempt with 'retry after `data.seconds`'."""
+    record(task)
+    if task.attempt == 1:
+        raise RetryAfter(task.data["seconds"], "rate limited by the provider")
+    return {"attempt": task.attempt}
+
+
+@registry.handler("probe", "slow", retry=QUICK)
+def slow(task: Task) -> dict[str, int]:
+    """Takes `data.seconds`, failing if `data.fail`."""
+    record(task)
+    time.sleep(task.data.get("seconds", 1))
+    if task.data.get("fail"):
+        raise RuntimeError("slow failure")
+    return {"attempt": task.attempt}
