@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 from google.api_core import exceptions
 from google.cloud import firestore
 
+import main
+from firetasks import sweep
 from shop.orders import ORDERS, create_order
 
 DEMO_ORDERS = {
@@ -26,7 +28,8 @@ DEMO_ORDERS = {
     "demo-1003": ("not-an-email", ["cake"]),  # its confirmation email fails until fixed
 }
 BAD_ORDER, FIXED_EMAIL = "demo-1003", "linus@example.com"
-FINAL = {"completed", "failed"}
+FINAL = {"completed", "failed", "cancelled"}
+SWEEP_EVERY = 60.0  # seconds, as the deployed schedule
 
 
 def seed(db: firestore.Client) -> None:
@@ -65,7 +68,11 @@ def show(tasks: list[firestore.DocumentSnapshot]) -> None:
 
 
 def watch(db: firestore.Client) -> None:
-    """Print every change of a task anywhere until interrupted."""
+    """Print every change of a task anywhere until interrupted, sweeping once a minute.
+
+    Scheduled functions do not fire in the emulator suite, so this loop stands in for Cloud
+    Scheduler: it runs the same sweep as the deployed `sweep_tasks` function.
+    """
 
     def on_change(_snapshots, changes, _read_time) -> None:
         for change in changes:
@@ -74,7 +81,9 @@ def watch(db: firestore.Client) -> None:
                   f"{fields.get('state')} (attempts {fields.get('attempts', 0)})", flush=True)
 
     db.collection_group("tasks").on_snapshot(on_change)
-    threading.Event().wait()
+    stop = threading.Event()
+    while not stop.wait(SWEEP_EVERY):
+        sweep(main.processor, db)
 
 
 def retry(db: firestore.Client) -> None:

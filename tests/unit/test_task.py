@@ -1,6 +1,17 @@
+import datetime
+
 import pytest
 
-from firetasks.task import InvalidTask, State, problems, validate
+from firetasks.task import (
+    MAX_TASK_BYTES,
+    IllegalTransition,
+    InvalidTask,
+    State,
+    check_transition,
+    document_size,
+    problems,
+    validate,
+)
 
 
 def good(**changes):
@@ -56,3 +67,40 @@ def test_long_values_are_shortened_in_messages():
 def test_states_are_the_documented_strings():
     assert [state.value for state in State] == [
         "scheduled", "running", "retrying", "completed", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("scheduled", "running"), ("retrying", "running"), ("running", "retrying"),
+     ("running", "cancelled"), ("failed", "scheduled"), ("cancelled", "scheduled")],
+)
+def test_the_state_machine_allows(old, new):
+    check_transition(old, State(new))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("completed", "running"), ("failed", "cancelled"), ("scheduled", "completed"),
+     ("cancelled", "running"), ("bogus", "scheduled"), (None, "running")],
+)
+def test_the_state_machine_refuses(old, new):
+    with pytest.raises(IllegalTransition, match=f"cannot become {new}"):
+        check_transition(old, State(new))
+
+
+def test_document_size_follows_firestore_s_rules():
+    # "type" (5) + "order" (6); "n" (2) + 8; "tags" (5) + "a" (2) + None (1); "ok" (3) + 1
+    assert document_size({"type": "order", "n": 1, "tags": ["a", None], "ok": True}) == 33
+
+
+def test_oversized_tasks_are_invalid():
+    [message] = problems(good(data={"blob": "x" * MAX_TASK_BYTES}))
+    assert "at most 921,600 leave room" in message
+
+
+def test_client_fields_are_checked():
+    assert problems(good(runAt=datetime.datetime.now(datetime.UTC), maxAttempts=3,
+                         cancelRequested=False)) == []
+    assert "'runAt' must be a timestamp" in problems(good(runAt="soon"))[0]
+    [message] = problems(good(maxAttempts=101))
+    assert "'maxAttempts' must be a whole number from 1 to 100" in message
