@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 from google.api_core import exceptions
 from google.cloud import firestore
 
-import main
 from firetasks import sweep
+from main import processor
 from shop.orders import ORDERS, create_order
 
 DEMO_ORDERS = {
@@ -83,7 +83,7 @@ def watch(db: firestore.Client) -> None:
     db.collection_group("tasks").on_snapshot(on_change)
     stop = threading.Event()
     while not stop.wait(SWEEP_EVERY):
-        sweep(main.processor, db)
+        sweep(processor, db)
 
 
 def retry(db: firestore.Client) -> None:
