@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3.11
 EMULATORS := $(PY) tools/emulators.py
 
-.PHONY: install dev test lint
+.PHONY: install dev test lint bench
 
 install: node_modules/.install.stamp $(VENV)/.install.stamp
 
@@ -24,4 +24,10 @@ lint: install
 	$(VENV)/bin/ruff check
 
 test: lint
-	FIRETASKS_PROBES=1 $(EMULATORS) exec "$(PY) -m pytest $(PYTEST_ARGS)"
+	FIRETASKS_TESTING=1 $(EMULATORS) exec "$(PY) -m pytest $(PYTEST_ARGS)"
+
+# Not part of the tests: figures for the README. `make bench BENCH_ARGS=noop` runs one scenario.
+bench: install
+	mkdir -p .cache && rm -f .cache/meter.jsonl
+	FIRETASKS_TESTING=1 FIRETASKS_METER_FILE=$(CURDIR)/.cache/meter.jsonl \
+		$(EMULATORS) exec "$(PY) benchmarks/bench.py $(BENCH_ARGS)"

@@ -10,10 +10,11 @@ from shop import handlers
 options.set_global_options(region="us-central1")
 
 registries = [handlers.registry]
-if os.environ.get("FIRETASKS_PROBES") == "1":  # fault-injection handlers for the test suite
-    import probes
+TESTING = os.environ.get("FIRETASKS_TESTING") == "1"  # `make test` and `make bench` only
+if TESTING:
+    from testing import probes, workloads
 
-    registries.append(probes.registry)
+    registries += [probes.registry, workloads.registry]
 registry = HandlerRegistry.combine(*registries)
 
 # A handler may run up to TIMEOUT_SEC; a claim's lease lasts that long plus a margin, after which
@@ -37,12 +38,17 @@ process_tasks = task_trigger(processor, name="process_tasks", **PROCESSING)
 # Delayed tasks and retries, woken by Cloud Tasks at their `runAt` (the name is the queue's id).
 wakeTasks = wake_trigger(
     processor,
-    timeout_sec=TIMEOUT_SEC,
-    memory=options.MemoryOption.MB_256,
-    max_instances=100,
-    concurrency=1,
+    **PROCESSING,
     retry_config=options.RetryConfig(max_attempts=5, min_backoff_seconds=10),
 )
 
 # Recovery of tasks whose invocation died, or whose event or wake-up was lost.
 sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)
+
+if TESTING:  # the benchmark's baseline, on its own path: {collection}/{docId}/naiveTasks/{taskId}
+    from testing import meter, naive
+
+    naive_process_tasks = naive.naive_trigger(
+        naive.NaiveProcessor(registry), name="naive_process_tasks")
+    if os.environ.get("FIRETASKS_METER_FILE"):
+        meter.install(os.environ["FIRETASKS_METER_FILE"])

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-import probes
 from shop.handlers import MAIL_COLLECTION
+from testing import probes
 
 T = TypeVar("T")
 FINAL_STATES = ("completed", "failed", "cancelled")

@@ -47,15 +47,20 @@ def create_with_tasks(
     return refs
 
 
-def add_tasks(parent: DocumentReference, tasks: Iterable[NewTask]) -> list[DocumentReference]:
+def add_tasks(
+    parent: DocumentReference, tasks: Iterable[NewTask], *, collection: str = TASKS_COLLECTION
+) -> list[DocumentReference]:
     """Add tasks under `parent` (which need not exist) atomically."""
-    batch, refs = _batch_of_tasks(parent, tasks)
+    batch, refs = _batch_of_tasks(parent, tasks, collection=collection)
     batch.commit()
     return refs
 
 
 def _batch_of_tasks(
-    parent: DocumentReference, tasks: Iterable[NewTask], other_writes: int = 0
+    parent: DocumentReference,
+    tasks: Iterable[NewTask],
+    other_writes: int = 0,
+    collection: str = TASKS_COLLECTION,
 ) -> tuple[firestore.WriteBatch, list[DocumentReference]]:
     documents = [task.document() for task in tasks]  # validate them all before writing any
     if len(documents) + other_writes > MAX_BATCH_WRITES:
@@ -64,7 +69,7 @@ def _batch_of_tasks(
             f"(at most {MAX_BATCH_WRITES - other_writes})"
         )
     batch = db.client_of(parent).batch()
-    refs = [parent.collection(TASKS_COLLECTION).document() for _ in documents]
+    refs = [parent.collection(collection).document() for _ in documents]
     for ref, document in zip(refs, documents, strict=True):
         batch.create(ref, document)
     return batch, refs

@@ -1,5 +1,5 @@
 """Retries, delays, recovery and bad input through the real trigger, the real Cloud Tasks emulator
-and the `wakeTasks` function, with the fault-injection handlers of functions/probes.py."""
+and the `wakeTasks` function, with the fault-injection handlers of functions/testing/probes.py."""
 
 from __future__ import annotations
 

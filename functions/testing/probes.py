@@ -1,5 +1,4 @@
-"""Handlers that fail on purpose, for the fault tests. Loaded only when FIRETASKS_PROBES=1 (set by
-`make test`), and never deployed (`firebase.json` ignores this file)."""
+"""Handlers that fail on purpose, for the fault tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,81 @@
+"""Counts, per function invocation, the Firestore documents read and written through firetasks'
+client, by wrapping that client's RPC stubs: what the benchmark reports, measured, not estimated.
+
+Each invocation appends one JSON line to the file named by FIRETASKS_METER_FILE:
+`{"fn": "process_tasks", "reads": 0, "writes": 1}`. Loaded by main.py only when that is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from google.cloud import firestore
+
+from firetasks import TaskProcessor, db
+from testing.naive import NaiveProcessor
+
+_counts = threading.local()
+
+
+def _count(kind: str, n: int) -> None:
+    setattr(_counts, kind, getattr(_counts, kind, 0) + n)
+
+
+def _writes(call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def commit(*args: Any, request: Any = None, **kwargs: Any) -> Any:
+        _count("writes", len(request["writes"] if isinstance(request, dict) else request.writes))
+        return call(*args, request=request, **kwargs)
+
+    return commit
+
+
+def _reads(call: Callable[..., Any], found: str) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for response in call(*args, **kwargs):
+            if getattr(response, found, None):
+                _count("reads", 1)
+            yield response
+
+    return stream
+
+
+def _metered_client(make: Callable[[str], firestore.Client]) -> Callable[[str], firestore.Client]:
+    @functools.cache
+    def client(database: str = db.DEFAULT_DATABASE) -> firestore.Client:
+        made = make(database)
+        api = made._firestore_api
+        api.commit = _writes(api.commit)
+        api.batch_get_documents = _reads(api.batch_get_documents, "found")
+        api.run_query = _reads(api.run_query, "document")
+        return made
+
+    return client
+
+
+def _invocation(fn_name: str, path: str, call: Callable[..., Any]) -> Callable[..., Any]:
+    lock = threading.Lock()
+
+    @functools.wraps(call)
+    def invoke(*args: Any, **kwargs: Any) -> Any:
+        _counts.reads = _counts.writes = 0
+        try:
+            return call(*args, **kwargs)
+        finally:
+            line = json.dumps({"fn": fn_name, "reads": _counts.reads, "writes": _counts.writes})
+            with lock, open(path, "a") as out:
+                out.write(line + "\n")
+
+    return invoke
+
+
+def install(path: str) -> None:
+    db.client = _metered_client(db.client.__wrapped__)
+    TaskProcessor.on_write = _invocation("firetasks", path, TaskProcessor.on_write)
+    TaskProcessor.wake = _invocation("firetasks", path, TaskProcessor.wake)
+    NaiveProcessor.on_write = _invocation("naive", path, NaiveProcessor.on_write)
