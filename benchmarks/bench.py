@@ -170,7 +170,8 @@ def commit() -> str:
 
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []],
+                        help="default: all of them")
     parser.add_argument("--out", type=Path, help="JSON file (default: results/<commit>.json)")
     args = parser.parse_args(argv)
     meter_file = os.environ.get("FIRETASKS_METER_FILE")
@@ -182,7 +183,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     for system in SYSTEMS:  # start the functions' workers before timing anything
         measure(db, meter, warmup, system)
     results: dict[str, dict[str, dict]] = {}
-    for name in args.scenarios:
+    names = args.scenarios or list(SCENARIOS)
+    for name in names:
         scenario = SCENARIOS[name]
         print(f"{name}: {scenario.tasks} tasks over {scenario.parents} parents, {scenario.about}")
         results[name] = {system: measure(db, meter, scenario, system) for system in SYSTEMS}
