@@ -4,17 +4,24 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3.11
 EMULATORS := $(PY) tools/emulators.py
 
-.PHONY: install dev test lint bench
+.PHONY: install dev test lint bench chromium
 
-install: node_modules/.install.stamp $(VENV)/.install.stamp
+install: node_modules/.install.stamp $(VENV)/.install.stamp chromium
+
+# Debian's Chromium for the browser tests (Playwright's own browser download needs the internet).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "install Debian's chromium (apt-get install chromium) for the browser tests" >&2; exit 1; }
 
 node_modules/.install.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt
+$(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 dev: install

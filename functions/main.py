@@ -5,6 +5,7 @@ import os
 from firebase_functions import options
 
 from firetasks import HandlerRegistry, TaskProcessor, sweep_trigger, task_trigger, wake_trigger
+from firetasks.dashboard import dashboard_trigger
 from shop import handlers
 
 options.set_global_options(region="us-central1")
@@ -44,6 +45,9 @@ wakeTasks = wake_trigger(
 
 # Recovery of tasks whose invocation died, or whose event or wake-up was lost.
 sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)
+
+# The operators' dashboard and its API, for users with the admin claim.
+dashboard = dashboard_trigger(registry.names, name="dashboard", memory=options.MemoryOption.MB_256)
 
 if TESTING:  # the benchmark's baseline, on its own path: {collection}/{docId}/naiveTasks/{taskId}
     from testing import meter, naive

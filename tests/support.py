@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import requests
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
@@ -13,6 +17,7 @@ from shop.handlers import MAIL_COLLECTION
 from testing import probes
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
 FINAL_STATES = ("completed", "failed", "cancelled")
 
 
@@ -56,3 +61,21 @@ def probe_runs(db: firestore.Client, task: DocumentReference) -> list[int]:
     query = db.collection(probes.RUNS).where(
         filter=firestore.FieldFilter("taskPath", "==", task.path))
     return sorted(snapshot.get("attempt") for snapshot in query.stream())
+
+
+def dashboard_url() -> str:
+    """The dashboard function's URL in the Functions emulator (ends with a slash)."""
+    config = json.loads((ROOT / "firebase.json").read_text())
+    port = config["emulators"]["functions"]["port"]
+    project = os.environ.get("GCLOUD_PROJECT", "demo-firetasks")
+    return f"http://127.0.0.1:{port}/{project}/us-central1/dashboard/"
+
+
+def sign_in(email: str, password: str) -> str:
+    """A real ID token from the Auth emulator, as the dashboard's sign-in page gets one."""
+    host = os.environ["FIREBASE_AUTH_EMULATOR_HOST"]
+    response = requests.post(
+        f"http://{host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=x",
+        json={"email": email, "password": password, "returnSecureToken": True}, timeout=10)
+    response.raise_for_status()
+    return response.json()["idToken"]

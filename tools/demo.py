@@ -15,10 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
+from firebase_admin import auth
 from google.api_core import exceptions
 from google.cloud import firestore
 
 from firetasks import sweep
+from firetasks.access import ADMIN_CLAIM
+from firetasks.db import app as db_app
 from main import processor
 from shop.orders import ORDERS, create_order
 
@@ -30,6 +33,16 @@ DEMO_ORDERS = {
 BAD_ORDER, FIXED_EMAIL = "demo-1003", "linus@example.com"
 FINAL = {"completed", "failed", "cancelled"}
 SWEEP_EVERY = 60.0  # seconds, as the deployed schedule
+OPERATOR_EMAIL, OPERATOR_PASSWORD = "care@example.com", "firetasks-demo"
+
+
+def ensure_operator() -> None:
+    """The demo's dashboard login: a user with the admin claim, in the Auth emulator."""
+    try:
+        user = auth.get_user_by_email(OPERATOR_EMAIL, app=db_app())
+    except auth.UserNotFoundError:
+        user = auth.create_user(email=OPERATOR_EMAIL, password=OPERATOR_PASSWORD, app=db_app())
+    auth.set_custom_user_claims(user.uid, {ADMIN_CLAIM: True}, app=db_app())
 
 
 def seed(db: firestore.Client) -> None:
@@ -108,13 +121,19 @@ def main() -> None:
     if args.command == "retry":
         retry(db)
         return
+    ensure_operator()
     seed(db)
     show(wait_processed(db))
     print(f"""
 firetasks demo ready: Firestore emulator at {host}, project {db.project}.
-- The order {BAD_ORDER} has a bad email, so its confirmation task failed. Retry it as customer
-  care would, from another terminal:
+- Dashboard: http://127.0.0.1:5001/{db.project}/us-central1/dashboard/
+  sign in as {OPERATOR_EMAIL} / {OPERATOR_PASSWORD} (an operator with the admin claim).
+- The order {BAD_ORDER} has a bad email, so its confirmation task failed: open it in the
+  dashboard (Order or parent: {BAD_ORDER}). To play customer care from a terminal instead (fix
+  the email, retry the task):
     FIRESTORE_EMULATOR_HOST={host} functions/venv/bin/python tools/demo.py retry
+- The CLI:
+    FIRESTORE_EMULATOR_HOST={host} GCLOUD_PROJECT={db.project} functions/venv/bin/firetasks list
 - Write your own tasks to <collection>/<docId>/tasks/<taskId> with any client against {host}.
 """, flush=True)
     if args.watch:

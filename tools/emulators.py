@@ -27,7 +27,7 @@ CACHE = ROOT / ".cache"
 LAUNCHER = CACHE / "firestore-emulator-launcher.jar"
 FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 MIN_JAVA = 21
-EMULATORS = "functions,firestore"
+EMULATORS = "functions,firestore,auth"
 
 
 class ToolchainError(RuntimeError):

@@ -1,7 +1,8 @@
 """What operators do to tasks: retry finished ones, cancel waiting or running ones.
 
 Each action is a transaction that checks the state machine, so two operators acting at once, or an
-operator racing the processor, leave one consistent outcome.
+operator racing the processor, leave one consistent outcome. Given an actor, the same transaction
+writes the action's audit record.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import db
+from firetasks import audit, db
+from firetasks.audit import Actor
 from firetasks.task import MAX_ATTEMPTS_LIMIT, State, check_transition
 
 
@@ -20,7 +22,9 @@ class TaskNotFound(LookupError):
     pass
 
 
-def retry(ref: DocumentReference, *, max_attempts: int | None = None) -> dict[str, Any]:
+def retry(
+    ref: DocumentReference, *, max_attempts: int | None = None, actor: Actor | None = None
+) -> dict[str, Any]:
     """Move a completed, failed or cancelled task back to `scheduled`, with a fresh attempt
     budget (of `max_attempts` if given). History and the attempt count are kept."""
     if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
@@ -28,10 +32,10 @@ def retry(ref: DocumentReference, *, max_attempts: int | None = None) -> dict[st
     changes: dict[str, Any] = {"state": State.SCHEDULED.value, "runAt": firestore.DELETE_FIELD}
     if max_attempts is not None:
         changes["maxAttempts"] = max_attempts
-    return _transition(ref, lambda state: (State.SCHEDULED, changes))
+    return _transition(ref, lambda state: (State.SCHEDULED, changes), "retry", actor)
 
 
-def cancel(ref: DocumentReference) -> dict[str, Any]:
+def cancel(ref: DocumentReference, *, actor: Actor | None = None) -> dict[str, Any]:
     """Cancel a waiting task at once; a running one records the request and ends `cancelled`
     instead of being retried."""
 
@@ -42,13 +46,15 @@ def cancel(ref: DocumentReference) -> dict[str, Any]:
             "state": State.CANCELLED.value, "finishedAt": firestore.SERVER_TIMESTAMP
         }
 
-    return _transition(ref, plan)
+    return _transition(ref, plan, "cancel", actor)
 
 
 Plan = Callable[[object], tuple[State, dict[str, Any]]]
 
 
-def _transition(ref: DocumentReference, plan: Plan) -> dict[str, Any]:
+def _transition(
+    ref: DocumentReference, plan: Plan, action: str, actor: Actor | None
+) -> dict[str, Any]:
     """Apply `plan(current state)`, the state it leads to and the changes, in a transaction.
     Returns the state before and after; raises IllegalTransition where the machine forbids it."""
 
@@ -61,6 +67,11 @@ def _transition(ref: DocumentReference, plan: Plan) -> dict[str, Any]:
         target, changes = plan(state)
         check_transition(state, target)
         transaction.update(ref, changes | {"updatedAt": firestore.SERVER_TIMESTAMP})
-        return {"before": state, "after": changes.get("state", state)}
+        outcome = {"before": state, "after": changes.get("state", state)}
+        if actor is not None:
+            record = audit.entry(actor, action, ref.path, outcome)
+            transaction.create(audit.entry_ref(client), record)
+        return outcome
 
-    return apply(db.client_of(ref).transaction())
+    client = db.client_of(ref)
+    return apply(client.transaction())

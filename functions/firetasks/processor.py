@@ -65,7 +65,8 @@ class TaskProcessor:
             fields = (before.to_dict() if before is not None else None) or {}
             logger.info("skip processing deleted task", **_describe(ref, fields))
             return
-        self.process(ref, after.to_dict() or {}, after.update_time, TRIGGER_STATES)
+        self.process(ref, after.to_dict() or {}, after.update_time, TRIGGER_STATES,
+                     created=after.create_time)
 
     def wake(self, ref: DocumentReference) -> None:
         """A wake-up from Cloud Tasks or the sweeper: run the task if it is (about to be) due."""
@@ -82,7 +83,8 @@ class TaskProcessor:
                 return
             if wait > 0:  # only where wake-ups come early: the emulator's Cloud Tasks
                 time.sleep(wait)
-        self.process(ref, fields, snapshot.update_time, WAKE_STATES)
+        self.process(ref, fields, snapshot.update_time, WAKE_STATES,
+                     created=snapshot.create_time)
 
     def process(
         self,
@@ -90,9 +92,16 @@ class TaskProcessor:
         fields: dict[str, Any],
         version: Any,
         states: Iterable[State] = TRIGGER_STATES,
+        created: Any = None,
     ) -> None:
-        """Act on one version of a task document (`version` is its update time)."""
+        """Act on one version of a task document (`version` is its update time).
+
+        A task written without `createdAt` gets the document's creation time with the processor's
+        first write: lists and stats order by it.
+        """
         context = _describe(ref, fields)
+        stamp = {} if "createdAt" in fields or created is None else {
+            "createdAt": _as_datetime(created)}
         state = fields.get("state")
         if state in TRANSITIONS and state not in states:
             logger.debug(f"skip processing {state} task", **context)
@@ -101,10 +110,10 @@ class TaskProcessor:
         if found:
             logger.warn("invalid task", problems=found, **context)
             error = {"type": "InvalidTask", "message": "; ".join(found)}
-            _write_if_unchanged(ref, version, _ended(State.FAILED, error=error), context)
+            _write_if_unchanged(ref, version, _ended(State.FAILED, error=error) | stamp, context)
             return
         if fields.get("cancelRequested"):
-            _write_if_unchanged(ref, version, _ended(State.CANCELLED), context)
+            _write_if_unchanged(ref, version, _ended(State.CANCELLED) | stamp, context)
             return
         registration = self.registry.lookup(fields["type"], fields["action"])
         if registration is None:
@@ -115,7 +124,7 @@ class TaskProcessor:
             logger.info("task not due yet", runAt=run_at.isoformat(), **context)
             self.waker.wake_at(ref, run_at)
             return
-        self._run(ref, fields, version, registration, context)
+        self._run(ref, fields, version, registration, context, stamp)
 
     def _run(
         self,
@@ -124,6 +133,7 @@ class TaskProcessor:
         version: Any,
         registration: Registration,
         context: dict[str, Any],
+        stamp: dict[str, Any],
     ) -> None:
         attempt = fields.get("attempts", 0) + 1
         # Moving a task to `scheduled` starts a fresh attempt budget; `retrying` continues it.
@@ -140,7 +150,7 @@ class TaskProcessor:
             "finishedAt": firestore.DELETE_FIELD,
             "result": firestore.DELETE_FIELD,
             "error": firestore.DELETE_FIELD,
-        }
+        } | stamp
         claimed = _write_if_unchanged(ref, version, claim, context)
         if claimed is None:
             return
@@ -325,6 +335,13 @@ def _write_if_unchanged(
         logger.info("skip processing task, changed by another write", **context)
         return None
     return result.update_time
+
+
+def _as_datetime(timestamp: Any) -> datetime.datetime:
+    """A snapshot's create time, which is a protobuf Timestamp or already a datetime."""
+    if isinstance(timestamp, datetime.datetime):
+        return timestamp
+    return timestamp.ToDatetime(tzinfo=datetime.UTC)
 
 
 def _now() -> datetime.datetime:

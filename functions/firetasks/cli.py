@@ -1,0 +1,222 @@
+"""`firetasks`: the support agent's command line, on the emulator or a real project.
+
+It talks to the emulator when FIRESTORE_EMULATOR_HOST is set, else to the project's Firestore with
+Application Default Credentials (`gcloud auth application-default login`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.cloud import firestore
+
+from firetasks import operations, queries
+from firetasks.audit import Actor
+from firetasks.queries import BadRequest, TaskFilter
+from firetasks.task import IllegalTransition, State
+
+COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        client = firestore.Client(project=args.project or _default_project())
+        return args.run(client, args)
+    except (BadRequest, IllegalTransition, operations.TaskNotFound) as exc:
+        print(f"firetasks: {exc}", file=sys.stderr)
+        return 2
+    except (auth_exceptions.DefaultCredentialsError, api_exceptions.GoogleAPIError) as exc:
+        print(f"firetasks: cannot reach Firestore: {exc}", file=sys.stderr)
+        return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="firetasks", description=__doc__.splitlines()[0])
+    root.add_argument("--project", help="Firebase project (default: GCLOUD_PROJECT or "
+                                        "GOOGLE_CLOUD_PROJECT)")
+    root.add_argument("--json", action="store_true", help="print JSON for scripts")
+    commands = root.add_subparsers(required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="tasks across all parents, newest first")
+    _filters(listing)
+    listing.add_argument("--limit", type=int, default=25)
+    listing.add_argument("--cursor", help="the `next` cursor a previous page printed")
+    listing.set_defaults(run=run_list)
+
+    show = commands.add_parser("show", help="one task with its data, error and history")
+    show.add_argument("path", help="e.g. orders/o-123/tasks/t-1")
+    show.set_defaults(run=run_show)
+
+    retry = commands.add_parser("retry", help="retry tasks: given paths, or the failed ones "
+                                              "matching filters")
+    retry.add_argument("paths", nargs="*")
+    _filters(retry, states=False)
+    retry.add_argument("--max-attempts", type=int, help="attempt budget for the retry")
+    retry.add_argument("--dry-run", action="store_true", help="only list what would be retried")
+    retry.set_defaults(run=run_retry)
+
+    cancel = commands.add_parser("cancel", help="cancel waiting tasks; running ones stop "
+                                                "retrying")
+    cancel.add_argument("paths", nargs="+")
+    cancel.set_defaults(run=run_cancel)
+
+    stats = commands.add_parser("stats", help="counts by state (and by handler, with "
+                                              "--handlers)")
+    stats.add_argument("--handlers", default=os.environ.get("FIRETASKS_HANDLERS"),
+                       help="module whose `registry` names the handlers, e.g. shop.handlers")
+    stats.set_defaults(run=run_stats)
+    return root
+
+
+def _filters(command: argparse.ArgumentParser, states: bool = True) -> None:
+    if states:
+        command.add_argument("--state", choices=[state.value for state in State])
+    command.add_argument("--type")
+    command.add_argument("--action")
+    command.add_argument("--parent", help="an order id or a document path")
+    command.add_argument("--since", help="ISO 8601 time, by createdAt")
+    command.add_argument("--until", help="ISO 8601 time, by createdAt")
+
+
+def _filter_of(args: argparse.Namespace, **fixed: str) -> TaskFilter:
+    names = ("state", "type", "action", "parent", "since", "until")
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None)}
+    return TaskFilter.parse(given | fixed)
+
+
+def run_list(client: firestore.Client, args: argparse.Namespace) -> int:
+    page, after = queries.list_tasks(client, _filter_of(args), limit=args.limit,
+                                     cursor=args.cursor)
+    rows = [queries.summary(snapshot) for snapshot in page]
+    if args.json:
+        _print_json({"tasks": rows, "next": after})
+        return 0
+    _table(rows)
+    if after:
+        print(f"\nmore: firetasks list ... --cursor {after}")
+    return 0
+
+
+def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
+    snapshot = queries.task_ref(client, args.path).get()
+    if not snapshot.exists:
+        raise operations.TaskNotFound(f"no task at {args.path}")
+    task = queries.detail(snapshot)
+    if args.json:
+        _print_json(task)
+        return 0
+    fields = task["fields"]
+    for name in ("type", "action", "state", "attempts", "createdAt", "startedAt", "finishedAt",
+                 "runAt"):
+        print(f"{name:11} {fields.get(name, '')}")
+    if fields.get("error"):
+        print(f"{'error':11} {fields['error']['type']}: {fields['error']['message']}")
+    print(f"{'data':11} {json.dumps(fields.get('data'), ensure_ascii=False)}")
+    if "result" in fields:
+        print(f"{'result':11} {json.dumps(fields['result'], ensure_ascii=False)}")
+    for entry in fields.get("history") or []:
+        error = entry.get("error") or {}
+        print(f"  attempt {entry['attempt']}: {entry['outcome']} {entry.get('finishedAt', '')} "
+              f"{error.get('message', '')}")
+    return 0
+
+
+def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
+    if args.paths:
+        refs = [queries.task_ref(client, path) for path in args.paths]
+    else:
+        where = _filter_of(args, state=State.FAILED.value)
+        if where == TaskFilter(state=State.FAILED.value) and not args.dry_run:
+            raise BadRequest("give task paths, or filters (e.g. --action), or --dry-run first")
+        refs = [s.reference for s in queries.matching(client, where, cap=10_000)]
+    if args.dry_run:
+        _report([{"path": ref.path, "would": "retry"} for ref in refs], args.json)
+        return 0
+    return _act(refs, lambda ref: operations.retry(ref, max_attempts=args.max_attempts,
+                                                   actor=_actor()), args.json)
+
+
+def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:
+    refs = [queries.task_ref(client, path) for path in args.paths]
+    return _act(refs, lambda ref: operations.cancel(ref, actor=_actor()), args.json)
+
+
+def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
+    names = importlib.import_module(args.handlers).registry.names() if args.handlers else []
+    figures = queries.stats(client, names, datetime.datetime.now(datetime.UTC))
+    if args.json:
+        _print_json(figures)
+        return 0
+    print("  ".join(f"{state}: {count}" for state, count in figures["byState"].items()))
+    print(f"failed in the last hour: {figures['failures']['lastHour']}, "
+          f"last day: {figures['failures']['lastDay']}")
+    oldest = figures["oldestWaiting"]
+    print(f"oldest waiting: {oldest['path']} since {oldest['createdAt']}" if oldest
+          else "oldest waiting: none")
+    for name, counts in figures["byHandler"].items():
+        print(f"  {name:44} {counts['total']:6} tasks {counts['failed']:6} failed")
+    return 0
+
+
+def _act(refs: list[Any], action: Any, as_json: bool) -> int:
+    """Apply `action` to each task; report each outcome; exit 2 if any could not be done."""
+    outcomes, failed = [], False
+    for ref in refs:
+        try:
+            outcomes.append({"path": ref.path, **action(ref)})
+        except (IllegalTransition, operations.TaskNotFound) as exc:
+            outcomes.append({"path": ref.path, "error": str(exc)})
+            failed = True
+    _report(outcomes, as_json)
+    return 2 if failed else 0
+
+
+def _report(outcomes: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(outcomes)
+        return
+    for outcome in outcomes:
+        if "error" in outcome:
+            print(f"{outcome['path']}: {outcome['error']}")
+        elif "would" in outcome:
+            print(f"{outcome['path']}: would {outcome['would']}")
+        else:
+            print(f"{outcome['path']}: {outcome['before']} -> {outcome['after']}")
+    print(f"{len(outcomes)} task(s)")
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    print(" ".join(f"{name.upper():{width}}" for name, width in COLUMNS))
+    for row in rows:
+        cells = [row["path"], f"{row['type']}.{row['action']}", row["state"],
+                 str(row.get("attempts") or 0), row.get("createdAt") or ""]
+        print(" ".join(f"{cell:{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
+    print(f"{len(rows)} task(s)")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _actor() -> Actor:
+    return Actor(uid=None, email=os.environ.get("FIRETASKS_OPERATOR") or getpass.getuser(),
+                 via="cli")
+
+
+def _default_project() -> str | None:
+    return os.environ.get("GCLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

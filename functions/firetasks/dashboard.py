@@ -1,0 +1,213 @@
+"""The operators' dashboard: a static page and a JSON API, served by one HTTPS function.
+
+Every API call needs an admin's Firebase ID token (firetasks.access). State-changing calls are POSTs
+with a JSON body and the `X-Firetasks-CSRF` header, which a cross-site form or a simple request
+cannot send, and the token travels in a header, never in a cookie. Task data is shown with
+`textContent` only, under a Content-Security-Policy that allows no inline script.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import flask
+from firebase_functions import https_fn
+from werkzeug.exceptions import HTTPException
+
+from firetasks import db, operations, queries
+from firetasks.access import ADMIN_CLAIM, Denied, admin_from_header
+from firetasks.audit import Actor, recent
+from firetasks.queries import BadRequest, TaskFilter
+from firetasks.task import IllegalTransition, State
+
+STATIC = Path(__file__).with_name("dashboard_static")
+ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css"}
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8"}
+CSRF_HEADER = "X-Firetasks-CSRF"
+BULK_LIMIT = 500
+
+
+def auth_url() -> str:
+    """Where the page signs in: the Auth emulator when it runs, else Firebase Auth."""
+    emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    if emulator:
+        return f"http://{emulator}/identitytoolkit.googleapis.com"
+    return "https://identitytoolkit.googleapis.com"
+
+
+def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
+    app = flask.Flask(__name__, static_folder=None)
+    client = db.client
+
+    def json_body() -> dict[str, Any]:
+        body = flask.request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return body
+
+    def admin() -> Actor:
+        actor = admin_from_header(flask.request.headers.get("Authorization"))
+        if flask.request.method == "POST":
+            if flask.request.headers.get(CSRF_HEADER) != "1":
+                raise Denied(403, f"missing the {CSRF_HEADER} header (CSRF protection)")
+            if flask.request.mimetype != "application/json":
+                raise Denied(415, "send JSON (Content-Type: application/json)")
+        return actor
+
+    @app.get("/", defaults={"asset": ""})
+    @app.get("/<asset>")
+    def static_file(asset: str) -> flask.Response:
+        if asset not in ASSETS:
+            return error(404, f"no such page: {asset}")
+        name = ASSETS[asset]
+        return secured(flask.Response((STATIC / name).read_bytes(),
+                                      content_type=TYPES[Path(name).suffix]))
+
+    @app.get("/config.json")
+    def config() -> flask.Response:
+        return secured(flask.jsonify({
+            "authUrl": auth_url(),
+            "apiKey": os.environ.get("FIRETASKS_WEB_API_KEY", "emulator-api-key"),
+            "adminClaim": ADMIN_CLAIM,
+        }))
+
+    @app.get("/api/stats")
+    def stats() -> flask.Response:
+        admin()
+        now = datetime.datetime.now(datetime.UTC)
+        return secured(flask.jsonify(queries.stats(client(), handler_names(), now)))
+
+    @app.get("/api/tasks")
+    def tasks() -> flask.Response:
+        admin()
+        params = flask.request.args.to_dict()
+        limit = _int(params.pop("limit", "25"), "limit")
+        cursor = params.pop("cursor", None)
+        page, after = queries.list_tasks(client(), TaskFilter.parse(params), limit=limit,
+                                         cursor=cursor)
+        return secured(flask.jsonify({"tasks": [queries.summary(s) for s in page],
+                                      "next": after}))
+
+    @app.get("/api/task")
+    def task() -> flask.Response:
+        admin()
+        snapshot = queries.task_ref(client(), flask.request.args.get("path", "")).get()
+        if not snapshot.exists:
+            return error(404, f"no task at {snapshot.reference.path}")
+        return secured(flask.jsonify(queries.detail(snapshot)))
+
+    @app.post("/api/retry")
+    def retry() -> flask.Response:
+        actor = admin()
+        body = json_body()
+        max_attempts = body.get("maxAttempts")
+        if max_attempts is not None and not isinstance(max_attempts, int):
+            raise BadRequest("maxAttempts must be a whole number")
+        ref = queries.task_ref(client(), str(body.get("path", "")))
+        return secured(flask.jsonify(operations.retry(ref, max_attempts=max_attempts,
+                                                      actor=actor)))
+
+    @app.post("/api/cancel")
+    def cancel() -> flask.Response:
+        actor = admin()
+        ref = queries.task_ref(client(), str(json_body().get("path", "")))
+        return secured(flask.jsonify(operations.cancel(ref, actor=actor)))
+
+    @app.post("/api/bulk-retry")
+    def bulk_retry() -> flask.Response:
+        """`{filters, dryRun: true}` counts the failed tasks that match; `{filters, confirm: n}`
+        retries them if there are still exactly n (at most BULK_LIMIT per call)."""
+        actor = admin()
+        body = json_body()
+        filters = dict(body.get("filters") or {}) | {"state": State.FAILED.value}
+        matches = queries.matching(client(), TaskFilter.parse(filters), BULK_LIMIT + 1)
+        if len(matches) > BULK_LIMIT:
+            raise BadRequest(f"more than {BULK_LIMIT} tasks match; narrow the filter")
+        if body.get("dryRun"):
+            return secured(flask.jsonify({"count": len(matches),
+                                          "paths": [m.reference.path for m in matches[:20]]}))
+        if body.get("confirm") != len(matches):
+            return error(409, f"{len(matches)} tasks match now, not {body.get('confirm')}: "
+                              "count again before confirming")
+        retried = []
+        for snapshot in matches:
+            try:
+                operations.retry(snapshot.reference, actor=actor)
+                retried.append(snapshot.reference.path)
+            except IllegalTransition:  # it moved on since the count: leave it
+                continue
+        return secured(flask.jsonify({"retried": len(retried), "paths": retried}))
+
+    @app.get("/api/audit")
+    def audit_log() -> flask.Response:
+        admin()
+        limit = _int(flask.request.args.get("limit", "50"), "limit")
+        if not 1 <= limit <= queries.MAX_PAGE:
+            raise BadRequest(f"limit must be from 1 to {queries.MAX_PAGE}")
+        return secured(flask.jsonify({"entries": queries.jsonable(recent(client(), limit))}))
+
+    @app.errorhandler(Denied)
+    def denied(exc: Denied) -> flask.Response:
+        return error(exc.status, exc.message)
+
+    @app.errorhandler(BadRequest)
+    def bad_request(exc: BadRequest) -> flask.Response:
+        return error(400, str(exc))
+
+    @app.errorhandler(operations.TaskNotFound)
+    def not_found(exc: operations.TaskNotFound) -> flask.Response:
+        return error(404, str(exc))
+
+    @app.errorhandler(IllegalTransition)
+    def conflict(exc: IllegalTransition) -> flask.Response:
+        return error(409, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> flask.Response:
+        return error(exc.code or 500, exc.description or exc.name)
+
+    return app
+
+
+def error(status: int, message: str) -> flask.Response:
+    response = flask.jsonify({"error": message})
+    response.status_code = status
+    return secured(response)
+
+
+def secured(response: flask.Response) -> flask.Response:
+    origin = auth_url().split("/identitytoolkit")[0]
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {origin}; form-action 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def dashboard_trigger(
+    handler_names: Callable[[], list[str]], *, name: str = "dashboard", **options: Any
+) -> Any:
+    """The HTTPS function serving the dashboard; assign it to `name` in main.py."""
+    app = create_app(handler_names)
+
+    def serve(request: flask.Request) -> flask.Response:
+        with app.request_context(request.environ):
+            return app.full_dispatch_request()
+
+    serve.__name__ = serve.__qualname__ = name
+    return https_fn.on_request(**options)(serve)
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be a whole number") from exc

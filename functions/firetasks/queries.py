@@ -1,0 +1,199 @@
+"""Finding tasks across all parents, for the dashboard and the CLI: filters, pages, counts."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore import DocumentReference, DocumentSnapshot
+
+from firetasks.enqueue import TASKS_COLLECTION
+from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State
+
+MAX_PAGE = 100
+WAITING = [State.SCHEDULED.value, State.RETRYING.value]
+
+
+class BadRequest(ValueError):
+    """A filter, path or cursor that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    state: str | None = None
+    type: str | None = None
+    action: str | None = None
+    parent: str | None = None  # a document path such as orders/o-123
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any]) -> TaskFilter:
+        """From query parameters (strings); raises BadRequest naming the bad one."""
+        unknown = set(params) - {"state", "type", "action", "parent", "since", "until"}
+        if unknown:
+            raise BadRequest(f"unknown filter(s): {', '.join(sorted(unknown))}")
+        values = {key: (str(value).strip() or None) for key, value in params.items()}
+        if values.get("state") and values["state"] not in set(State):
+            raise BadRequest(f"state must be one of {', '.join(State)}")
+        if values.get("type") and not TYPE_PATTERN.fullmatch(values["type"]):
+            raise BadRequest("type must be a name like 'order'")
+        if values.get("action") and not ACTION_PATTERN.fullmatch(values["action"]):
+            raise BadRequest("action must be a name or a dotted path")
+        if values.get("parent"):
+            values["parent"] = parent_path(values["parent"])
+        for key in ("since", "until"):
+            if values.get(key):
+                values[key] = _timestamp(key, values[key])
+        return cls(**values)
+
+
+def parent_path(text: str) -> str:
+    """An order id (`o-123`) or a document path (`orders/o-123`), as a document path."""
+    path = text.strip().strip("/")
+    if "/" not in path:
+        path = f"orders/{path}"
+    segments = path.split("/")
+    if len(segments) % 2 or not all(segments):
+        raise BadRequest(f"{text!r} is not a document path like orders/o-123")
+    return path
+
+
+def task_ref(client: firestore.Client, path: str) -> DocumentReference:
+    segments = path.strip("/").split("/")
+    if len(segments) < 4 or len(segments) % 2 or not all(segments):
+        raise BadRequest(f"{path!r} is not a task path like orders/o-123/tasks/t-1")
+    return client.document(*segments)
+
+
+def list_tasks(
+    client: firestore.Client, where: TaskFilter, *, limit: int = 25, cursor: str | None = None
+) -> tuple[list[DocumentSnapshot], str | None]:
+    """A page of tasks, newest first, and the cursor of the next page (None on the last)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be from 1 to {MAX_PAGE}")
+    query = _query(client, where).order_by("createdAt", direction=firestore.Query.DESCENDING)
+    if cursor:
+        after = task_ref(client, _decode_cursor(cursor)).get()
+        if not after.exists:
+            raise BadRequest("cursor points at a task that no longer exists; start again")
+        query = query.start_after(after)
+    page = list(query.limit(limit + 1).stream())
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (_encode_cursor(page[-1].reference.path) if more else None)
+
+
+def matching(client: firestore.Client, where: TaskFilter, cap: int) -> list[DocumentSnapshot]:
+    """Up to `cap` tasks that match, for bulk actions."""
+    return list(_query(client, where).limit(cap).stream())
+
+
+def stats(client: firestore.Client, handlers: list[str], now: datetime.datetime) -> dict:
+    """Counts by state and by handler, recent failures, and the oldest waiting task."""
+    tasks = client.collection_group(TASKS_COLLECTION)
+    by_state = {state.value: _count(tasks.where(filter=_eq("state", state.value)))
+                for state in State}
+    by_handler = {}
+    for name in handlers:
+        type_, action = name.split(".", 1)
+        mine = tasks.where(filter=_eq("type", type_)).where(filter=_eq("action", action))
+        by_handler[name] = {"total": _count(mine),
+                            "failed": _count(mine.where(filter=_eq("state", "failed")))}
+    failed = tasks.where(filter=_eq("state", "failed"))
+    recent = {
+        label: _count(failed.where(filter=firestore.FieldFilter("finishedAt", ">=", now - span)))
+        for label, span in (("lastHour", datetime.timedelta(hours=1)),
+                            ("lastDay", datetime.timedelta(days=1)))
+    }
+    oldest = list(tasks.where(filter=firestore.FieldFilter("state", "in", WAITING))
+                  .order_by("createdAt").limit(1).stream())
+    return {
+        "byState": by_state,
+        "byHandler": by_handler,
+        "failures": recent,
+        "oldestWaiting": summary(oldest[0]) if oldest else None,
+    }
+
+
+def summary(snapshot: DocumentSnapshot) -> dict[str, Any]:
+    """A task as a row of a list."""
+    fields = snapshot.to_dict() or {}
+    return jsonable({
+        "path": snapshot.reference.path,
+        "parent": snapshot.reference.parent.parent.path if snapshot.reference.parent.parent
+        else None,
+        **{key: fields.get(key) for key in (
+            "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error")},
+    })
+
+
+def detail(snapshot: DocumentSnapshot) -> dict[str, Any]:
+    """A task with all its fields."""
+    return summary(snapshot) | {"fields": jsonable(snapshot.to_dict() or {})}
+
+
+def jsonable(value: Any) -> Any:
+    """Firestore values as JSON: timestamps in ISO 8601, references as paths."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, DocumentReference):
+        return value.path
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def _query(client: firestore.Client, where: TaskFilter) -> Any:
+    if where.parent:
+        query: Any = client.document(where.parent).collection(TASKS_COLLECTION)
+    else:
+        query = client.collection_group(TASKS_COLLECTION)
+    for field in ("state", "type", "action"):
+        if getattr(where, field):
+            query = query.where(filter=_eq(field, getattr(where, field)))
+    if where.since:
+        query = query.where(filter=firestore.FieldFilter("createdAt", ">=", where.since))
+    if where.until:
+        query = query.where(filter=firestore.FieldFilter("createdAt", "<", where.until))
+    return query
+
+
+def _eq(field: str, value: Any) -> firestore.FieldFilter:
+    return firestore.FieldFilter(field, "==", value)
+
+
+def _count(query: Any) -> int:
+    return int(query.count().get()[0][0].value)
+
+
+def _timestamp(name: str, text: str) -> datetime.datetime:
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an ISO 8601 time like 2026-11-27T18:00:00Z") from exc
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
+def _encode_cursor(path: str) -> str:
+    return base64.urlsafe_b64encode(path.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        path = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("cursor is not one this API returned") from exc
+    if path.count("/") < 3:
+        raise BadRequest("cursor is not one this API returned")
+    return path

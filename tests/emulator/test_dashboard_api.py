@@ -1,0 +1,185 @@
+"""The dashboard's JSON API, served by the `dashboard` function in the Functions emulator, called
+with real ID tokens from the Auth emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from firetasks import NewTask, add_tasks
+from tests.support import dashboard_url, task_fields, wait_for_state
+
+URL = dashboard_url()
+
+
+def call(endpoint, token=None, body=None, csrf=True, content_type="application/json", **params):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if body is None:
+        response = requests.get(URL + endpoint, headers=headers, params=params, timeout=30)
+    else:
+        if csrf:
+            headers["X-Firetasks-CSRF"] = "1"
+        headers["Content-Type"] = content_type
+        response = requests.post(URL + endpoint, headers=headers, data=json.dumps(body),
+                                 timeout=30)
+    assert response.headers["Content-Type"].startswith("application/json"), response.text[:200]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+def admin(people):
+    return people["admin"].token
+
+
+@pytest.fixture
+def failed_task(db, uid):
+    order = db.document(f"orders/{uid}")
+    order.set({"email": "x@example.com"})
+    task = order.collection("tasks").document("t")
+    task.set(task_fields("probe", "permanent"))
+    wait_for_state(task)
+    return task
+
+
+@pytest.mark.parametrize("path", ["api/stats", "api/tasks", "api/task", "api/audit"])
+def test_every_endpoint_needs_a_token(path):
+    status, body = call(path)
+    assert status == 401
+    assert "sign in" in body["error"]
+
+
+def test_a_bad_token_is_refused():
+    assert call("api/stats", token="not-a-token")[0] == 401
+
+
+@pytest.mark.parametrize("path", ["api/stats", "api/tasks", "api/audit"])
+def test_a_user_without_the_admin_claim_is_forbidden(people, path):
+    status, body = call(path, token=people["agent"].token)
+    assert status == 403
+    assert "lacks the 'admin' claim" in body["error"]
+
+
+@pytest.mark.parametrize("path", ["api/retry", "api/cancel", "api/bulk-retry"])
+def test_posts_need_a_token_and_the_admin_claim(people, path):
+    assert call(path, body={})[0] == 401
+    assert call(path, token=people["agent"].token, body={})[0] == 403
+
+
+@pytest.mark.parametrize("path", ["api/retry", "api/cancel", "api/bulk-retry"])
+def test_posts_without_the_csrf_header_are_refused(admin, failed_task, path):
+    status, body = call(path, token=admin, body={"path": failed_task.path}, csrf=False)
+    assert status == 403
+    assert "CSRF" in body["error"]
+    assert failed_task.get().get("state") == "failed"
+
+
+def test_posts_must_be_json(admin, failed_task):
+    status, _ = call("api/retry", token=admin, body={"path": failed_task.path},
+                     content_type="text/plain")
+    assert status == 415
+
+
+def test_stats_count_states_and_handlers(admin, failed_task):
+    status, stats = call("api/stats", token=admin)
+    assert status == 200
+    assert stats["byState"]["failed"] >= 1
+    assert stats["byHandler"]["probe.permanent"]["failed"] >= 1
+    assert stats["failures"]["lastHour"] >= 1
+    assert set(stats) == {"byState", "byHandler", "failures", "oldestWaiting"}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"state": "bogus"}, "state must be one of"), ({"type": "a b"}, "type must be a name"),
+     ({"limit": "0"}, "limit must be from 1 to 100"), ({"limit": "x"}, "limit must be a whole"),
+     ({"since": "yesterday"}, "since must be an ISO 8601 time"),
+     ({"parent": "orders/x/tasks"}, "is not a document path"),
+     ({"colour": "red"}, "unknown filter(s): colour"), ({"cursor": "%%%"}, "cursor")],
+)
+def test_bad_filters_are_400_with_the_reason(admin, params, message):
+    status, body = call("api/tasks", token=admin, **params)
+    assert status == 400
+    assert message in body["error"]
+
+
+def test_pages_follow_cursors_without_repeats(admin, db, uid):
+    order = db.document(f"orders/{uid}")
+    refs = add_tasks(order, [NewTask("nobody", "handlesThis", {"n": n}) for n in range(5)])
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"parent": uid, "limit": "2"} | ({"cursor": cursor} if cursor else {})
+        status, page = call("api/tasks", token=admin, **params)
+        assert status == 200
+        seen += [task["path"] for task in page["tasks"]]
+        pages += 1
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert pages == 3
+    assert sorted(seen) == sorted(ref.path for ref in refs)
+
+
+def test_filters_narrow_the_list(admin, failed_task):
+    status, page = call("api/tasks", token=admin, state="failed", type="probe",
+                        action="permanent", parent=failed_task.parent.parent.path)
+    assert status == 200
+    assert [task["path"] for task in page["tasks"]] == [failed_task.path]
+    assert page["tasks"][0]["error"]["message"] == "card declined"
+
+
+def test_task_detail_and_unknown_ids(admin, failed_task):
+    status, task = call("api/task", token=admin, path=failed_task.path)
+    assert status == 200
+    assert task["fields"]["history"][0]["outcome"] == "failed"
+    assert call("api/task", token=admin, path=failed_task.path + "x")[0] == 404
+    assert call("api/task", token=admin, path="orders/x")[0] == 400
+
+
+def test_retry_and_cancel_follow_the_state_machine_and_are_audited(admin, people, failed_task):
+    status, outcome = call("api/retry", token=admin, body={"path": failed_task.path})
+    assert (status, outcome) == (200, {"before": "failed", "after": "scheduled"})
+    wait_for_state(failed_task, ("failed",))
+    status, body = call("api/cancel", token=admin, body={"path": failed_task.path})
+    assert status == 409
+    assert "a failed task cannot become cancelled" in body["error"]
+    assert call("api/retry", token=admin, body={"path": "orders/no/tasks/none"})[0] == 404
+    _, audit = call("api/audit", token=admin)
+    [entry] = [e for e in audit["entries"] if e["task"] == failed_task.path]
+    assert entry["actor"]["email"] == people["admin"].email
+    assert (entry["action"], entry["before"], entry["after"]) == ("retry", "failed", "scheduled")
+
+
+def test_bulk_retry_counts_then_needs_the_same_count(admin, db, uid):
+    order = db.document(f"orders/{uid}")
+    order.set({"email": "x@example.com"})
+    tasks = [order.collection("tasks").document(f"t{n}") for n in range(3)]
+    for task in tasks:
+        task.set(task_fields("probe", "permanent"))
+    for task in tasks:
+        wait_for_state(task)
+    filters = {"parent": order.path}
+    status, counted = call("api/bulk-retry", token=admin, body={"filters": filters, "dryRun": True})
+    assert (status, counted["count"]) == (200, 3)
+    status, body = call("api/bulk-retry", token=admin, body={"filters": filters, "confirm": 2})
+    assert status == 409
+    assert "3 tasks match now, not 2" in body["error"]
+    status, done = call("api/bulk-retry", token=admin, body={"filters": filters, "confirm": 3})
+    assert (status, done["retried"]) == (200, 3)
+    for task in tasks:
+        assert wait_for_state(task, ("failed",))["attempts"] == 2
+
+
+def test_the_page_is_served_with_a_strict_policy():
+    response = requests.get(URL, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert requests.get(URL + "app.js", timeout=30).headers["Content-Type"].startswith(
+        "text/javascript")
+    missing = requests.get(URL + "nothing-here", timeout=30)
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "no such page: nothing-here"}
