@@ -10,7 +10,7 @@ from firebase_admin import auth
 from google.cloud import firestore
 
 from firetasks import db as firetasks_db
-from tests.support import sign_in
+from tests.support import sign_in, task_fields, wait_for_state
 
 EMULATOR_TESTS = [Path(__file__).parent / "emulator", Path(__file__).parent / "browser"]
 
@@ -58,3 +58,14 @@ def people(db) -> dict[str, Person]:
             auth.set_custom_user_claims(user.uid, claims, app=firetasks_db.app())
         found[role] = Person(email, password, user.uid, sign_in(email, password))
     return found
+
+
+@pytest.fixture
+def failed_task(db, uid) -> firestore.DocumentReference:
+    """A task under orders/{uid} that has failed for good (the probe's permanent error)."""
+    order = db.document(f"orders/{uid}")
+    order.set({"email": "x@example.com"})
+    task = order.collection("tasks").document("t")
+    task.set(task_fields("probe", "permanent"))
+    wait_for_state(task)
+    return task

@@ -8,17 +8,7 @@ import pytest
 
 from firetasks import cli
 from firetasks.audit import AUDIT_COLLECTION
-from tests.support import task_fields, wait_for_state
-
-
-@pytest.fixture
-def failed(db, uid):
-    order = db.document(f"orders/{uid}")
-    order.set({"email": "x@example.com"})
-    task = order.collection("tasks").document("t")
-    task.set(task_fields("probe", "permanent"))
-    wait_for_state(task)
-    return task
+from tests.support import wait_for_state
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -27,20 +17,20 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_list_filters_and_prints_a_table_or_json(capsys, failed, uid):
+def test_list_filters_and_prints_a_table_or_json(capsys, failed_task, uid):
     code, out, _ = run(capsys, "list", "--parent", uid, "--state", "failed")
     assert code == 0
-    assert failed.path in out
+    assert failed_task.path in out
     assert "probe.permanent" in out
     code, out, _ = run(capsys, "--json", "list", "--parent", f"orders/{uid}")
     assert code == 0
     page = json.loads(out)
-    assert [task["path"] for task in page["tasks"]] == [failed.path]
+    assert [task["path"] for task in page["tasks"]] == [failed_task.path]
     assert page["next"] is None
 
 
-def test_show_prints_the_error_and_history(capsys, failed):
-    code, out, _ = run(capsys, "show", failed.path)
+def test_show_prints_the_error_and_history(capsys, failed_task):
+    code, out, _ = run(capsys, "show", failed_task.path)
     assert code == 0
     assert "PermanentError: card declined" in out
     assert "attempt 1: failed" in out
@@ -67,33 +57,33 @@ def test_an_unknown_state_is_refused_by_the_parser(capsys):
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
-def test_retry_a_task_by_path_and_the_audit_names_the_cli(capsys, db, failed, monkeypatch):
+def test_retry_a_task_by_path_and_the_audit_names_the_cli(capsys, db, failed_task, monkeypatch):
     monkeypatch.setenv("FIRETASKS_OPERATOR", "agent-smith")
-    code, out, _ = run(capsys, "retry", failed.path)
+    code, out, _ = run(capsys, "retry", failed_task.path)
     assert code == 0
-    assert f"{failed.path}: failed -> scheduled" in out
-    assert wait_for_state(failed, ("failed",))["attempts"] == 2
+    assert f"{failed_task.path}: failed -> scheduled" in out
+    assert wait_for_state(failed_task, ("failed",))["attempts"] == 2
     entries = [e.to_dict() for e in db.collection(AUDIT_COLLECTION).stream()
-               if e.get("task") == failed.path]
+               if e.get("task") == failed_task.path]
     assert [(e["actor"]["email"], e["actor"]["via"]) for e in entries] == [("agent-smith", "cli")]
 
 
-def test_bulk_retry_by_filter_with_a_dry_run_first(capsys, failed, uid):
+def test_bulk_retry_by_filter_with_a_dry_run_first(capsys, failed_task, uid):
     code, out, _ = run(capsys, "retry", "--parent", uid, "--dry-run")
-    assert (code, out.splitlines()) == (0, [f"{failed.path}: would retry", "1 task(s)"])
-    assert failed.get().get("state") == "failed"
+    assert (code, out.splitlines()) == (0, [f"{failed_task.path}: would retry", "1 task(s)"])
+    assert failed_task.get().get("state") == "failed"
     code, out, _ = run(capsys, "--json", "retry", "--parent", uid, "--action", "permanent")
     assert code == 0
-    assert json.loads(out) == [{"path": failed.path, "before": "failed", "after": "scheduled"}]
+    assert json.loads(out) == [{"path": failed_task.path, "before": "failed", "after": "scheduled"}]
 
 
-def test_cancel_says_when_the_state_machine_forbids_it(capsys, failed):
-    code, out, _ = run(capsys, "cancel", failed.path)
+def test_cancel_says_when_the_state_machine_forbids_it(capsys, failed_task):
+    code, out, _ = run(capsys, "cancel", failed_task.path)
     assert code == 2
     assert "a failed task cannot become cancelled" in out
 
 
-def test_stats_counts_by_state_and_handler(capsys, failed):
+def test_stats_counts_by_state_and_handler(capsys, failed_task):
     code, out, _ = run(capsys, "--json", "stats", "--handlers", "testing.probes")
     assert code == 0
     figures = json.loads(out)

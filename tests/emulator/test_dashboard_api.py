@@ -34,16 +34,6 @@ def admin(people):
     return people["admin"].token
 
 
-@pytest.fixture
-def failed_task(db, uid):
-    order = db.document(f"orders/{uid}")
-    order.set({"email": "x@example.com"})
-    task = order.collection("tasks").document("t")
-    task.set(task_fields("probe", "permanent"))
-    wait_for_state(task)
-    return task
-
-
 @pytest.mark.parametrize("path", ["api/stats", "api/tasks", "api/task", "api/audit"])
 def test_every_endpoint_needs_a_token(path):
     status, body = call(path)
