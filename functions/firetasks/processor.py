@@ -25,12 +25,12 @@ from firetasks import db
 from firetasks.registry import HandlerRegistry, Registration
 from firetasks.retry import DEFAULT_RETRY, PermanentError, RetryAfter, RetryPolicy
 from firetasks.task import (
-    TRANSITIONS,
     TRIGGER_STATES,
     WAKE_STATES,
     State,
     Task,
     check_transition,
+    is_state,
     problems,
 )
 from firetasks.wakeup import WAIT_LIMIT, CloudTasksWaker, Waker
@@ -76,7 +76,8 @@ class TaskProcessor:
             return
         fields = snapshot.to_dict() or {}
         run_at = fields.get("runAt")
-        if fields.get("state") in WAKE_STATES and isinstance(run_at, datetime.datetime):
+        if is_state(fields.get("state")) and fields["state"] in WAKE_STATES \
+                and isinstance(run_at, datetime.datetime):
             wait = (run_at - _now()).total_seconds()
             if wait > WAIT_LIMIT:
                 self.waker.wake_at(ref, run_at)
@@ -103,7 +104,7 @@ class TaskProcessor:
         stamp = {} if "createdAt" in fields or created is None else {
             "createdAt": _as_datetime(created)}
         state = fields.get("state")
-        if state in TRANSITIONS and state not in states:
+        if is_state(state) and state not in states:
             logger.debug(f"skip processing {state} task", **context)
             return
         found = problems(fields)
@@ -328,7 +329,7 @@ def _write_if_unchanged(
     become `failed`.
     """
     old = context["state"]
-    check_transition(old if old in TRANSITIONS else State.SCHEDULED, State(fields["state"]))
+    check_transition(old if is_state(old) else State.SCHEDULED, State(fields["state"]))
     try:
         result = ref.update(fields, option=_unchanged_since(version))
     except (exceptions.FailedPrecondition, exceptions.NotFound):

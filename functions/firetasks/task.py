@@ -46,9 +46,14 @@ class IllegalTransition(ValueError):
     pass
 
 
+def is_state(value: object) -> bool:
+    """True for one of the States' strings (and safe for any value a document may hold)."""
+    return isinstance(value, str) and value in TRANSITIONS
+
+
 def check_transition(old: object, new: State) -> None:
     """Raise IllegalTransition unless the state machine allows moving from `old` to `new`."""
-    if old not in TRANSITIONS or new not in TRANSITIONS[State(old)]:
+    if not is_state(old) or new not in TRANSITIONS[State(old)]:
         raise IllegalTransition(f"a {old} task cannot become {new}")
 
 
@@ -96,7 +101,7 @@ def problems(fields: Mapping[str, Any]) -> list[str]:
         )
     if "data" in fields and not isinstance(fields["data"], dict):
         found.append(f"'data' must be a map, got {_describe(fields['data'])}")
-    if "state" in fields and fields["state"] not in set(State):
+    if "state" in fields and not is_state(fields["state"]):
         found.append(
             f"'state' must be one of {', '.join(State)}, got {_describe(fields['state'])}"
         )

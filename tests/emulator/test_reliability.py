@@ -195,7 +195,8 @@ def test_odd_but_storable_data(db, tasks, data, expected):
 
 def test_bad_tasks_leave_their_neighbours_alone(db, tasks):
     bad = [{"type": None}, {"action": "ünïcode"}, {"data": "x"}, {"maxAttempts": 0},
-           {"runAt": "tomorrow"}, {"state": 3}]
+           {"runAt": "tomorrow"}, {"state": 3}, {"state": ["scheduled"]},
+           {"state": {"nested": "scheduled"}}]
     for n, change in enumerate(bad):
         tasks.document(f"bad-{n}").set(task_fields("probe", "flaky") | change)
     good = tasks.document("good")

@@ -39,6 +39,8 @@ def test_actions_may_be_names_or_dotted_paths(action):
         ({"action": None}, "got NoneType None"),
         ({"data": ["orderId"]}, "'data' must be a map, got list"),
         ({"state": "bogus"}, "'state' must be one of scheduled, running, retrying, completed"),
+        ({"state": ["scheduled"]}, "'state' must be one of scheduled"),
+        ({"state": {"is": "scheduled"}}, "'state' must be one of scheduled"),
         ({"attempts": -1}, "'attempts' must be a whole number >= 0"),
         ({"attempts": True}, "'attempts' must be a whole number >= 0, got bool True"),
         ({"priority": 1}, "unknown field(s) 'priority'; allowed: action, attempts"),
@@ -81,7 +83,7 @@ def test_the_state_machine_allows(old, new):
 @pytest.mark.parametrize(
     ("old", "new"),
     [("completed", "running"), ("failed", "cancelled"), ("scheduled", "completed"),
-     ("cancelled", "running"), ("bogus", "scheduled"), (None, "running")],
+     ("cancelled", "running"), ("bogus", "scheduled"), (None, "running"), (["x"], "running")],
 )
 def test_the_state_machine_refuses(old, new):
     with pytest.raises(IllegalTransition, match=f"cannot become {new}"):
