@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,12 +13,12 @@ import requests
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+from firetasks.task import FINAL_STATES
 from shop.handlers import MAIL_COLLECTION
 from testing import probes
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
-FINAL_STATES = ("completed", "failed", "cancelled")
 
 
 def wait_until(probe: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
@@ -34,15 +34,17 @@ def wait_until(probe: Callable[[], T], *, timeout: float = 30.0, what: str = "co
 
 
 def wait_for_state(
-    ref: DocumentReference, states: tuple[str, ...] = FINAL_STATES, timeout: float = 30.0
+    ref: DocumentReference, states: Collection[str] = FINAL_STATES, timeout: float = 30.0
 ) -> dict[str, Any]:
     """The task's fields once its state is one of `states`."""
 
     def probe() -> dict[str, Any] | None:
         fields = ref.get().to_dict() or {}
-        return fields if fields.get("state") in states else None
+        state = fields.get("state")
+        return fields if isinstance(state, str) and state in states else None
 
-    return wait_until(probe, timeout=timeout, what=f"{ref.path} to reach {'/'.join(states)}")
+    return wait_until(probe, timeout=timeout,
+                      what=f"{ref.path} to reach {'/'.join(sorted(states))}")
 
 
 def mails_for(db: firestore.Client, task: DocumentReference) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from google.cloud import firestore
 from firetasks import sweep
 from firetasks.access import ADMIN_CLAIM
 from firetasks.db import app as db_app
+from firetasks.task import FINAL_STATES
 from main import processor
 from shop.orders import ORDERS, create_order
 
@@ -31,7 +32,6 @@ DEMO_ORDERS = {
     "demo-1003": ("not-an-email", ["cake"]),  # its confirmation email fails until fixed
 }
 BAD_ORDER, FIXED_EMAIL = "demo-1003", "linus@example.com"
-FINAL = {"completed", "failed", "cancelled"}
 SWEEP_EVERY = 60.0  # seconds, as the deployed schedule
 OPERATOR_EMAIL, OPERATOR_PASSWORD = "care@example.com", "firetasks-demo"
 
@@ -62,7 +62,7 @@ def wait_processed(db: firestore.Client, timeout: float = 60.0) -> list[firestor
     deadline = time.monotonic() + timeout
     while True:
         tasks = demo_tasks(db)
-        pending = [task for task in tasks if task.get("state") not in FINAL]
+        pending = [task for task in tasks if task.get("state") not in FINAL_STATES]
         if tasks and not pending:
             return tasks
         if time.monotonic() > deadline:

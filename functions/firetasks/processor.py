@@ -75,9 +75,8 @@ class TaskProcessor:
             logger.info("skip wake-up, task deleted", taskId=ref.id, path=ref.path)
             return
         fields = snapshot.to_dict() or {}
-        run_at = fields.get("runAt")
-        if is_state(fields.get("state")) and fields["state"] in WAKE_STATES \
-                and isinstance(run_at, datetime.datetime):
+        state, run_at = fields.get("state"), fields.get("runAt")
+        if is_state(state) and state in WAKE_STATES and isinstance(run_at, datetime.datetime):
             wait = (run_at - _now()).total_seconds()
             if wait > WAIT_LIMIT:
                 self.waker.wake_at(ref, run_at)

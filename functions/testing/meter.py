@@ -19,6 +19,7 @@ from firetasks import TaskProcessor, db
 from testing.naive import NaiveProcessor
 
 _counts = threading.local()
+_file_lock = threading.Lock()
 
 
 def _count(kind: str, n: int) -> None:
@@ -59,8 +60,6 @@ def _metered_client(make: Callable[[str], firestore.Client]) -> Callable[[str], 
 
 
 def _invocation(fn_name: str, path: str, call: Callable[..., Any]) -> Callable[..., Any]:
-    lock = threading.Lock()
-
     @functools.wraps(call)
     def invoke(*args: Any, **kwargs: Any) -> Any:
         _counts.reads = _counts.writes = 0
@@ -68,7 +67,7 @@ def _invocation(fn_name: str, path: str, call: Callable[..., Any]) -> Callable[.
             return call(*args, **kwargs)
         finally:
             line = json.dumps({"fn": fn_name, "reads": _counts.reads, "writes": _counts.writes})
-            with lock, open(path, "a") as out:
+            with _file_lock, open(path, "a") as out:
                 out.write(line + "\n")
 
     return invoke
