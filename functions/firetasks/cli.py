@@ -153,7 +153,7 @@ def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:
 
 
 def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
-    names = importlib.import_module(args.handlers).registry.names() if args.handlers else []
+    names = _handler_names(args.handlers) if args.handlers else []
     figures = queries.stats(client, names, datetime.datetime.now(datetime.UTC))
     if args.json:
         _print_json(figures)
@@ -167,6 +167,14 @@ def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
     for name, counts in figures["byHandler"].items():
         print(f"  {name:44} {counts['total']:6} tasks {counts['failed']:6} failed")
     return 0
+
+
+def _handler_names(module: str) -> list[str]:
+    try:
+        return importlib.import_module(module).registry.names()
+    except (ImportError, AttributeError) as exc:
+        raise BadRequest(f"--handlers {module}: not an importable module with a `registry` "
+                         f"({exc})") from exc
 
 
 def _act(refs: list[Any], action: Any, as_json: bool) -> int:

@@ -42,7 +42,8 @@ def test_show_prints_the_error_and_history(capsys, failed_task):
      (["show", "orders/x/tasks/none"], "no task at orders/x/tasks/none"),
      (["list", "--since", "soon"], "since must be an ISO 8601 time"),
      (["list", "--parent", "a/b/c"], "is not a document path"),
-     (["retry"], "give task paths, or filters")],
+     (["retry"], "give task paths, or filters"),
+     (["stats", "--handlers", "no.such.module"], "not an importable module with a `registry`")],
 )
 def test_bad_input_exits_2_with_a_clear_message(capsys, argv, message):
     code, _, err = run(capsys, *argv)
