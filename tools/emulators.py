@@ -12,10 +12,12 @@ Usage: emulators.py exec "<command>"   run a command with the emulators up, then
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -162,7 +164,25 @@ def main(argv: list[str]) -> int:
         command = [*base, "emulators:exec", "--only", EMULATORS, " ".join(argv[1:])]
     else:
         command = [*base, "emulators:start", "--only", EMULATORS]
-    return subprocess.run(command, cwd=ROOT, env={**os.environ, **added}, check=False).returncode
+    return run_as_group(command, {**os.environ, **added})
+
+
+def run_as_group(command: list[str], env: dict[str, str]) -> int:
+    """Run firebase-tools in a process group of its own, and end what is left of the group when it
+    exits: it leaves the Python Functions emulator's workers running otherwise, two processes per
+    function, which pile up run after run."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches us, not the new group: pass it on, let it stop
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            return 130
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
