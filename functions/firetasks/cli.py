@@ -90,8 +90,7 @@ def _filters(command: argparse.ArgumentParser, states: bool = True) -> None:
 
 
 def _filter_of(args: argparse.Namespace, **fixed: str) -> TaskFilter:
-    names = ("state", "type", "action", "parent", "since", "until")
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None)}
+    given = {name: getattr(args, name) for name in queries.FILTERS if getattr(args, name, None)}
     return TaskFilter.parse(given | fixed)
 
 

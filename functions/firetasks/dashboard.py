@@ -65,22 +65,21 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         if asset not in ASSETS:
             return error(404, f"no such page: {asset}")
         name = ASSETS[asset]
-        return secured(flask.Response((STATIC / name).read_bytes(),
-                                      content_type=TYPES[Path(name).suffix]))
+        return flask.Response((STATIC / name).read_bytes(), content_type=TYPES[Path(name).suffix])
 
     @app.get("/config.json")
     def config() -> flask.Response:
-        return secured(flask.jsonify({
+        return flask.jsonify({
             "authUrl": auth_url(),
             "apiKey": os.environ.get("FIRETASKS_WEB_API_KEY", "emulator-api-key"),
             "adminClaim": ADMIN_CLAIM,
-        }))
+        })
 
     @app.get("/api/stats")
     def stats() -> flask.Response:
         admin()
         now = datetime.datetime.now(datetime.UTC)
-        return secured(flask.jsonify(queries.stats(client(), handler_names(), now)))
+        return flask.jsonify(queries.stats(client(), handler_names(), now))
 
     @app.get("/api/tasks")
     def tasks() -> flask.Response:
@@ -90,8 +89,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         cursor = params.pop("cursor", None)
         page, after = queries.list_tasks(client(), TaskFilter.parse(params), limit=limit,
                                          cursor=cursor)
-        return secured(flask.jsonify({"tasks": [queries.summary(s) for s in page],
-                                      "next": after}))
+        return flask.jsonify({"tasks": [queries.summary(s) for s in page], "next": after})
 
     @app.get("/api/task")
     def task() -> flask.Response:
@@ -99,7 +97,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         snapshot = queries.task_ref(client(), flask.request.args.get("path", "")).get()
         if not snapshot.exists:
             return error(404, f"no task at {snapshot.reference.path}")
-        return secured(flask.jsonify(queries.detail(snapshot)))
+        return flask.jsonify(queries.detail(snapshot))
 
     @app.post("/api/retry")
     def retry() -> flask.Response:
@@ -109,14 +107,13 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         if max_attempts is not None and not isinstance(max_attempts, int):
             raise BadRequest("maxAttempts must be a whole number")
         ref = queries.task_ref(client(), str(body.get("path", "")))
-        return secured(flask.jsonify(operations.retry(ref, max_attempts=max_attempts,
-                                                      actor=actor)))
+        return flask.jsonify(operations.retry(ref, max_attempts=max_attempts, actor=actor))
 
     @app.post("/api/cancel")
     def cancel() -> flask.Response:
         actor = admin()
         ref = queries.task_ref(client(), str(json_body().get("path", "")))
-        return secured(flask.jsonify(operations.cancel(ref, actor=actor)))
+        return flask.jsonify(operations.cancel(ref, actor=actor))
 
     @app.post("/api/bulk-retry")
     def bulk_retry() -> flask.Response:
@@ -129,8 +126,8 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         if len(matches) > BULK_LIMIT:
             raise BadRequest(f"more than {BULK_LIMIT} tasks match; narrow the filter")
         if body.get("dryRun"):
-            return secured(flask.jsonify({"count": len(matches),
-                                          "paths": [m.reference.path for m in matches[:20]]}))
+            return flask.jsonify({"count": len(matches),
+                                  "paths": [m.reference.path for m in matches[:20]]})
         if body.get("confirm") != len(matches):
             return error(409, f"{len(matches)} tasks match now, not {body.get('confirm')}: "
                               "count again before confirming")
@@ -141,7 +138,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
                 retried.append(snapshot.reference.path)
             except IllegalTransition:  # it moved on since the count: leave it
                 continue
-        return secured(flask.jsonify({"retried": len(retried), "paths": retried}))
+        return flask.jsonify({"retried": len(retried), "paths": retried})
 
     @app.get("/api/audit")
     def audit_log() -> flask.Response:
@@ -149,7 +146,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         limit = _int(flask.request.args.get("limit", "50"), "limit")
         if not 1 <= limit <= queries.MAX_PAGE:
             raise BadRequest(f"limit must be from 1 to {queries.MAX_PAGE}")
-        return secured(flask.jsonify({"entries": queries.jsonable(recent(client(), limit))}))
+        return flask.jsonify({"entries": queries.jsonable(recent(client(), limit))})
 
     @app.errorhandler(Denied)
     def denied(exc: Denied) -> flask.Response:
@@ -171,16 +168,18 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
     def http_error(exc: HTTPException) -> flask.Response:
         return error(exc.code or 500, exc.description or exc.name)
 
+    app.after_request(secured)
     return app
 
 
 def error(status: int, message: str) -> flask.Response:
     response = flask.jsonify({"error": message})
     response.status_code = status
-    return secured(response)
+    return response
 
 
 def secured(response: flask.Response) -> flask.Response:
+    """The headers of every response, pages, API answers and errors alike."""
     origin = auth_url().split("/identitytoolkit")[0]
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 from firetasks.enqueue import TASKS_COLLECTION
-from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State
+from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
 WAITING = [State.SCHEDULED.value, State.RETRYING.value]
@@ -34,11 +34,11 @@ class TaskFilter:
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> TaskFilter:
         """From query parameters (strings); raises BadRequest naming the bad one."""
-        unknown = set(params) - {"state", "type", "action", "parent", "since", "until"}
+        unknown = set(params) - set(FILTERS)
         if unknown:
             raise BadRequest(f"unknown filter(s): {', '.join(sorted(unknown))}")
         values = {key: (str(value).strip() or None) for key, value in params.items()}
-        if values.get("state") and values["state"] not in set(State):
+        if values.get("state") and not is_state(values["state"]):
             raise BadRequest(f"state must be one of {', '.join(State)}")
         if values.get("type") and not TYPE_PATTERN.fullmatch(values["type"]):
             raise BadRequest("type must be a name like 'order'")
@@ -50,6 +50,9 @@ class TaskFilter:
             if values.get(key):
                 values[key] = _timestamp(key, values[key])
         return cls(**values)
+
+
+FILTERS = tuple(field.name for field in fields(TaskFilter))
 
 
 def parent_path(text: str) -> str:
