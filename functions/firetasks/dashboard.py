@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime
 import os
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import flask
 from firebase_functions import https_fn
+from google.api_core import exceptions
 from werkzeug.exceptions import HTTPException
 
 from firetasks import db, operations, queries
@@ -32,12 +34,13 @@ CSRF_HEADER = "X-Firetasks-CSRF"
 BULK_LIMIT = 500
 
 
-def auth_url() -> str:
-    """Where the page signs in: the Auth emulator when it runs, else Firebase Auth."""
+def auth_origin(service: str) -> str:
+    """Where the page signs in (`identitytoolkit`) and refreshes its token (`securetoken`): the
+    Auth emulator when it runs, else Firebase Auth."""
     emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
     if emulator:
-        return f"http://{emulator}/identitytoolkit.googleapis.com"
-    return "https://identitytoolkit.googleapis.com"
+        return f"http://{emulator}/{service}.googleapis.com"
+    return f"https://{service}.googleapis.com"
 
 
 def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
@@ -70,7 +73,8 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
     @app.get("/config.json")
     def config() -> flask.Response:
         return flask.jsonify({
-            "authUrl": auth_url(),
+            "authUrl": auth_origin("identitytoolkit"),
+            "tokenUrl": auth_origin("securetoken") + "/v1/token",
             "apiKey": os.environ.get("FIRETASKS_WEB_API_KEY", "emulator-api-key"),
             "adminClaim": ADMIN_CLAIM,
         })
@@ -99,6 +103,14 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
             return error(404, f"no task at {snapshot.reference.path}")
         return flask.jsonify(queries.detail(snapshot))
 
+    def seen(body: dict[str, Any]) -> dict[str, Any]:
+        """The state and version the page showed: the action applies only to that task."""
+        state, version = body.get("state"), body.get("version")
+        if state is not None and not isinstance(state, str):
+            raise BadRequest("state must be the state shown")
+        return {"if_state": state,
+                "if_version": None if version is None else queries.parse_version(version)}
+
     @app.post("/api/retry")
     def retry() -> flask.Response:
         actor = admin()
@@ -107,13 +119,15 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         if max_attempts is not None and not isinstance(max_attempts, int):
             raise BadRequest("maxAttempts must be a whole number")
         ref = queries.task_ref(client(), str(body.get("path", "")))
-        return flask.jsonify(operations.retry(ref, max_attempts=max_attempts, actor=actor))
+        return flask.jsonify(operations.retry(ref, max_attempts=max_attempts, actor=actor,
+                                              **seen(body)))
 
     @app.post("/api/cancel")
     def cancel() -> flask.Response:
         actor = admin()
-        ref = queries.task_ref(client(), str(json_body().get("path", "")))
-        return flask.jsonify(operations.cancel(ref, actor=actor))
+        body = json_body()
+        ref = queries.task_ref(client(), str(body.get("path", "")))
+        return flask.jsonify(operations.cancel(ref, actor=actor, **seen(body)))
 
     @app.post("/api/bulk-retry")
     def bulk_retry() -> flask.Response:
@@ -134,7 +148,8 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         retried = []
         for snapshot in matches:
             try:
-                operations.retry(snapshot.reference, actor=actor)
+                operations.retry(snapshot.reference, actor=actor,
+                                 if_version=snapshot.update_time)
                 retried.append(snapshot.reference.path)
             except IllegalTransition:  # it moved on since the count: leave it
                 continue
@@ -150,7 +165,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
 
     @app.errorhandler(Denied)
     def denied(exc: Denied) -> flask.Response:
-        return error(exc.status, exc.message)
+        return error(exc.status, exc.message, reason=exc.reason)
 
     @app.errorhandler(BadRequest)
     def bad_request(exc: BadRequest) -> flask.Response:
@@ -164,6 +179,10 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
     def conflict(exc: IllegalTransition) -> flask.Response:
         return error(409, str(exc))
 
+    @app.errorhandler(exceptions.GoogleAPICallError)
+    def unavailable(exc: exceptions.GoogleAPICallError) -> flask.Response:
+        return error(503, f"Firestore did not answer in time, try again ({type(exc).__name__})")
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> flask.Response:
         return error(exc.code or 500, exc.description or exc.name)
@@ -172,18 +191,19 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
     return app
 
 
-def error(status: int, message: str) -> flask.Response:
-    response = flask.jsonify({"error": message})
+def error(status: int, message: str, **extra: str) -> flask.Response:
+    response = flask.jsonify({"error": message, **extra})
     response.status_code = status
     return response
 
 
 def secured(response: flask.Response) -> flask.Response:
     """The headers of every response, pages, API answers and errors alike."""
-    origin = auth_url().split("/identitytoolkit")[0]
+    origins = " ".join(sorted({_origin(auth_origin(service))
+                               for service in ("identitytoolkit", "securetoken")}))
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' {origin}; form-action 'none'; base-uri 'none'; "
+        f"connect-src 'self' {origins}; form-action 'none'; base-uri 'none'; "
         "frame-ancestors 'none'")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -203,6 +223,11 @@ def dashboard_trigger(
 
     serve.__name__ = serve.__qualname__ = name
     return https_fn.on_request(**options)(serve)
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _int(text: str, name: str) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
@@ -128,11 +129,25 @@ def summary(snapshot: DocumentSnapshot) -> dict[str, Any]:
     fields = snapshot.to_dict() or {}
     return jsonable({
         "path": snapshot.reference.path,
+        "version": version_text(snapshot),
         "parent": snapshot.reference.parent.parent.path if snapshot.reference.parent.parent
         else None,
         **{key: fields.get(key) for key in (
             "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error")},
     })
+
+
+def version_text(snapshot: DocumentSnapshot) -> str:
+    """The snapshot's version (its update time, to the nanosecond): what an operator saw."""
+    return snapshot.update_time.rfc3339()
+
+
+def parse_version(text: object) -> datetime.datetime:
+    """A version from version_text(); raises BadRequest."""
+    try:
+        return DatetimeWithNanoseconds.from_rfc3339(str(text))
+    except ValueError as exc:
+        raise BadRequest(f"version must be a task version this API returned, got {text!r}") from exc
 
 
 def detail(snapshot: DocumentSnapshot) -> dict[str, Any]:

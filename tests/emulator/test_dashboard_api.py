@@ -4,12 +4,25 @@ with real ID tokens from the Auth emulator."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from firebase_admin import auth
 
 from firetasks import NewTask, add_tasks
-from tests.support import dashboard_url, task_fields, wait_for_state
+from firetasks import db as firetasks_db
+from tests.support import (
+    dashboard_url,
+    probe_runs,
+    sign_in,
+    task_fields,
+    wait_for_state,
+    wait_until,
+)
 
 URL = dashboard_url()
 
@@ -140,6 +153,57 @@ def test_retry_and_cancel_follow_the_state_machine_and_are_audited(admin, people
     [entry] = [e for e in audit["entries"] if e["task"] == failed_task.path]
     assert entry["actor"]["email"] == people["admin"].email
     assert (entry["action"], entry["before"], entry["after"]) == ("retry", "failed", "scheduled")
+
+
+def test_concurrent_retry_clicks_on_one_failed_task_run_it_once(admin, db, uid):
+    task = db.document(f"orders/{uid}/tasks/t")
+    task.set(task_fields("probe", "flaky", {"failTimes": 1}, maxAttempts=1))
+    wait_for_state(task)
+    _, shown = call("api/task", token=admin, path=task.path)
+    click = {"path": task.path, "state": shown["state"], "version": shown["version"]}
+    start = threading.Barrier(8)
+
+    def press(_: int) -> int:
+        start.wait()
+        return call("api/retry", token=admin, body=click)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = Counter(pool.map(press, range(8)))
+    assert statuses == {200: 1, 409: 7}
+    assert wait_for_state(task)["state"] == "completed"
+    status, body = call("api/retry", token=admin, body=click)  # a late click, same page
+    assert status == 409
+    assert "changed since it was shown" in body["error"]
+    assert task.get().get("state") == "completed"
+    assert probe_runs(db, task) == [1, 2]
+
+
+def test_an_action_on_a_task_whose_state_moved_on_is_409(admin, failed_task):
+    status, body = call("api/cancel", token=admin, body={"path": failed_task.path,
+                                                         "state": "running"})
+    assert (status, body["error"]) == (409, f"{failed_task.path} is failed now, not running: "
+                                            "reload it")
+    assert call("api/retry", token=admin, body={"path": failed_task.path,
+                                                "version": "yesterday"})[0] == 400
+
+
+def test_a_revoked_or_disabled_admin_is_refused_at_once(db, uid):
+    email, password = f"revoked-{uid}@example.com", f"pw-{uid}"
+    user = auth.create_user(email=email, password=password, app=firetasks_db.app())
+    auth.set_custom_user_claims(user.uid, {"admin": True}, app=firetasks_db.app())
+    token = sign_in(email, password)
+    assert call("api/stats", token=token)[0] == 200
+    # Revocation counts in whole seconds: a token issued in the revoking second stays valid.
+    issued = auth.verify_id_token(token, app=firetasks_db.app())["iat"]
+    wait_until(lambda: time.time() >= issued + 1, what="the next second")
+    auth.revoke_refresh_tokens(user.uid, app=firetasks_db.app())
+    status, body = call("api/stats", token=token)
+    assert (status, body["reason"]) == (401, "revoked")
+    token = sign_in(email, password)
+    assert call("api/stats", token=token)[0] == 200
+    auth.update_user(user.uid, disabled=True, app=firetasks_db.app())
+    status, body = call("api/stats", token=token)
+    assert (status, body["reason"], body["error"]) == (401, "disabled", "this account is disabled")
 
 
 def test_bulk_retry_counts_then_needs_the_same_count(admin, db, uid):

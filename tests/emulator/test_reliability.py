@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import random
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -151,23 +152,27 @@ def test_cancelling_a_running_task_ends_it_cancelled_instead_of_retried(db, task
     assert probe_runs(db, task) == [1]
 
 
-def test_concurrent_manual_retries_run_each_attempt_once(db, tasks):
+def test_concurrent_retries_of_what_one_operator_saw_have_exactly_one_winner(db, tasks):
     task = tasks.document("t")
     task.set(task_fields("probe", "permanent"))
     wait_for_state(task)
+    seen = task.get()  # what every operator was shown
+    start = threading.Barrier(8)
 
     def retry(_: int) -> str:
+        start.wait()
         try:
-            return operations.retry(task)["after"]
-        except Exception as exc:  # the loser of the race sees a task that is no longer failed
-            return type(exc).__name__
+            return operations.retry(task, if_version=seen.update_time)["after"]
+        except operations.TaskChanged:
+            return "changed"
 
-    with ThreadPoolExecutor(4) as pool:
-        outcomes = Counter(pool.map(retry, range(4)))
-    assert outcomes["scheduled"] >= 1
-    done = wait_for_state(task)
-    runs = probe_runs(db, task)
-    assert runs == list(range(1, done["attempts"] + 1))  # each attempt ran exactly once
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = Counter(pool.map(retry, range(8)))
+    assert outcomes == {"scheduled": 1, "changed": 7}
+    assert wait_for_state(task, ("failed",))["attempts"] == 2
+    assert probe_runs(db, task) == [1, 2]  # the winner's attempt ran once; no loser's ran
+    with pytest.raises(operations.TaskChanged, match="changed since it was shown"):
+        operations.retry(task, if_version=seen.update_time)  # a click on the stale page
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ function stateBadge(state) { return el("span", state, `state ${STATES.includes(s
 
 function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 
-async function api(path, body) {
+async function api(path, body, refreshed = false) {
   const headers = { Authorization: `Bearer ${token()}` };
   const init = { headers };
   if (body !== undefined) {
@@ -38,7 +38,10 @@ async function api(path, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
-  const data = await response.json();
+  const data = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (response.status === 401 && data.reason === "expired" && !refreshed && await refreshToken()) {
+    return api(path, body, true);
+  }
   if (response.status === 401 || response.status === 403) {
     signedOut(data.error);
     throw new Error(data.error);
@@ -47,8 +50,26 @@ async function api(path, body) {
   return data;
 }
 
+// An ID token lasts an hour: swap the refresh token for a new one (the Secure Token REST API).
+// A revoked or disabled account is refused here too, and then has to sign in again.
+async function refreshToken() {
+  const refresh = sessionStorage.getItem("firetasks.refresh");
+  if (!refresh) return false;
+  const response = await fetch(`${config.tokenUrl}?key=${encodeURIComponent(config.apiKey)}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: refresh }),
+  }).catch(() => null);
+  if (!response || !response.ok) return false;
+  const data = await response.json();
+  sessionStorage.setItem("firetasks.token", data.id_token);
+  sessionStorage.setItem("firetasks.refresh", data.refresh_token);
+  return true;
+}
+
 function signedOut(reason) {
   sessionStorage.removeItem("firetasks.token");
+  sessionStorage.removeItem("firetasks.refresh");
   show($("#app"), false);
   show($("#sign-in"), true);
   show($("#sign-out"), false);
@@ -66,6 +87,7 @@ async function signIn(email, password) {
   const data = await response.json();
   if (!response.ok) throw new Error(data.error ? data.error.message : "sign-in failed");
   sessionStorage.setItem("firetasks.token", data.idToken);
+  sessionStorage.setItem("firetasks.refresh", data.refreshToken);
   sessionStorage.setItem("firetasks.email", data.email);
 }
 
@@ -185,7 +207,9 @@ async function openTask(path) {
 async function act(action) {
   if (!current) return;
   try {
-    const outcome = await api(`api/${action}`, { path: current.path });
+    // The state and version shown: a task that moved on meanwhile answers 409, not a second run.
+    const outcome = await api(`api/${action}`,
+      { path: current.path, state: current.fields.state, version: current.version });
     say(`${action}: ${current.path} ${outcome.before} → ${outcome.after}`);
   } catch (error) {
     say(`${action} failed: ${error.message}`);
