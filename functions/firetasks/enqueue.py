@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,14 +22,20 @@ class NewTask:
     type: str
     action: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    run_at: datetime.datetime | None = None  # not before this time (a delayed task)
+    max_attempts: int | None = None  # overrides the handler's retry policy
 
     def document(self) -> dict[str, Any]:
-        fields = {
+        fields: dict[str, Any] = {
             "type": self.type,
             "action": self.action,
             "state": State.SCHEDULED.value,
             "data": dict(self.data),
         }
+        if self.run_at is not None:
+            fields["runAt"] = self.run_at
+        if self.max_attempts is not None:
+            fields["maxAttempts"] = self.max_attempts
         validate(fields)
         return fields | {
             "attempts": 0,

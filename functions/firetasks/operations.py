@@ -49,10 +49,12 @@ def retry(
     if_version: datetime.datetime | None = None,
 ) -> dict[str, Any]:
     """Move a completed, failed or cancelled task back to `scheduled`, with a fresh attempt
-    budget (of `max_attempts` if given). History and the attempt count are kept."""
+    budget (of `max_attempts` if given). History and the attempt count are kept. `runAt` becomes
+    the retry's time: should its trigger event be lost, the sweeper finds it by that."""
     if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise ValueError(f"max_attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}")
-    changes: dict[str, Any] = {"state": State.SCHEDULED.value, "runAt": firestore.DELETE_FIELD}
+    changes: dict[str, Any] = {"state": State.SCHEDULED.value,
+                               "runAt": firestore.SERVER_TIMESTAMP}
     if max_attempts is not None:
         changes["maxAttempts"] = max_attempts
     return _transition(ref, lambda state: (State.SCHEDULED, changes), "retry", actor,

@@ -2,19 +2,30 @@
 
 - `running` past its lease: the invocation crashed, timed out or was redeployed mid-run. The attempt
   ends like a failed one: `retrying` if the budget allows, else `failed` (error `LeaseExpired`).
-- `scheduled` and untouched for STALE_AFTER: its trigger event was dropped. The Python SDK's
-  Firestore triggers cannot turn on retry-on-failure, so an invocation that dies before its claim
-  loses the event. The sweeper sends the task a wake-up.
 - `retrying` overdue by STALE_AFTER: its wake-up was lost; it gets another.
+- `scheduled` for STALE_AFTER and never claimed: its trigger event was dropped (the Python SDK's
+  Firestore triggers cannot turn on retry-on-failure, so an invocation that dies before its claim
+  loses the event). The sweeper sends the task a wake-up.
 
-Every step is a write conditional on the version read, or an idempotent wake-up, so the sweeper is
-safe to run at any time, twice at once, and beside the processor.
+Every query reads candidates only, so a sweep costs what it must do, not what the backlog holds.
+Expired leases and overdue retries are ranges on `leaseExpiresAt` and `runAt`. Unclaimed
+`scheduled` tasks cannot be told apart from waiting ones by a field that clients write, so the
+sweeper keeps a mark per collection (in SWEEP_COLLECTION) and reads each such task once: by
+`createdAt` when it is created (after STALE_AFTER), and once more by `runAt` when it falls due, if
+it has one. An operator's retry sets `runAt` to the retry's time for the same reason. A task
+without a handler, or not due for a day, is therefore read at most twice in its life, not once a
+sweep. The mark moves only past tasks whose wake-up was enqueued.
+
+Each sweep pages through its candidates until `budget` runs out; the next sweep continues. Every
+step is a write conditional on the version read, or an idempotent wake-up, so the sweeper is safe
+to run at any time, twice at once, and beside the processor.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +37,18 @@ from firetasks.processor import TaskProcessor
 from firetasks.task import State
 
 STALE_AFTER = datetime.timedelta(minutes=2)  # far beyond a trigger's usual delivery delay
-BATCH = 500  # tasks of each kind per sweep; the next sweep takes the rest
+PAGE = 300  # documents per query page
+BUDGET = datetime.timedelta(seconds=50)  # per sweep: one a minute, each done before the next
+SWEEP_COLLECTION = "firetasksSweeper"  # one document per tasks collection: the scan marks
+SCANS = ("createdAt", "runAt")  # the fields by which unclaimed `scheduled` tasks are scanned
 
 
 @dataclass
 class SweepReport:
-    expired: int = 0
-    rewoken: int = 0
+    expired: int = 0  # running attempts whose lease had expired, ended
+    rewoken: int = 0  # tasks sent a wake-up
+    read: int = 0  # task documents read
+    finished: bool = True  # False: the budget ran out, the next sweep goes on
 
 
 def sweep(
@@ -41,26 +57,85 @@ def sweep(
     *,
     collections: Iterable[str] = ("tasks",),
     now: datetime.datetime | None = None,
+    budget: datetime.timedelta = BUDGET,
 ) -> SweepReport:
     now = now or datetime.datetime.now(datetime.UTC)
     stale = now - STALE_AFTER
     report = SweepReport()
+    deadline = time.monotonic() + budget.total_seconds()
     for collection in collections:
         tasks = client.collection_group(collection)
-        for snapshot in _where(tasks, State.RUNNING, "leaseExpiresAt", now):
+        for snapshot in _pages(_where(tasks, State.RUNNING, "leaseExpiresAt", now), report,
+                               deadline):
             if processor.expire(snapshot) is not None:
                 report.expired += 1
-        overdue = [*_where(tasks, State.RETRYING, "runAt", stale)]
-        unclaimed = [
-            snapshot for snapshot in _where(tasks, State.SCHEDULED)
-            if snapshot.update_time.ToDatetime(tzinfo=datetime.UTC) < stale
-            and _runnable(processor, snapshot.to_dict() or {}, now)
-        ]
-        for snapshot in overdue + unclaimed:
-            processor.waker.wake_at(snapshot.reference, now)
-            report.rewoken += 1
-    logger.info("sweep done", expired=report.expired, rewoken=report.rewoken)
+        for snapshot in _pages(_where(tasks, State.RETRYING, "runAt", stale), report, deadline):
+            if processor.waker.wake_at(snapshot.reference, now):
+                report.rewoken += 1
+        marks_ref = client.collection(SWEEP_COLLECTION).document(collection)
+        marks = marks_ref.get().to_dict() or {}
+        moved = {field: _scan_unclaimed(processor, client, tasks, field, marks.get(field), now,
+                                        report, deadline) for field in SCANS}
+        moved = {field: mark for field, mark in moved.items() if mark != marks.get(field)}
+        if moved:
+            marks_ref.set(moved, merge=True)
+    logger.info("sweep done", expired=report.expired, rewoken=report.rewoken, read=report.read,
+                finished=report.finished)
     return report
+
+
+def _scan_unclaimed(
+    processor: TaskProcessor,
+    client: firestore.Client,
+    tasks: firestore.CollectionGroup,
+    field: str,
+    mark: dict[str, Any] | None,
+    now: datetime.datetime,
+    report: SweepReport,
+    deadline: float,
+) -> dict[str, Any] | None:
+    """Wake the due `scheduled` tasks whose `field` passed STALE_AFTER since `mark`; the new
+    mark: the last task dealt with (a task with a later `runAt` is the `runAt` scan's)."""
+    query = _where(tasks, State.SCHEDULED, field, now - STALE_AFTER)
+    if mark is not None:
+        query = query.start_after({field: mark["at"], "__name__": client.document(mark["path"])})
+    for snapshot in _pages(query, report, deadline):
+        fields = snapshot.to_dict() or {}
+        run_at = fields.get("runAt")
+        waiting = isinstance(run_at, datetime.datetime) and run_at > now - STALE_AFTER
+        handled = processor.registry.lookup(str(fields.get("type")),
+                                            str(fields.get("action"))) is not None
+        if handled and not waiting:
+            if not processor.waker.wake_at(snapshot.reference, now):
+                report.finished = False
+                break  # keep the mark before it: the next sweep tries again
+            report.rewoken += 1
+        mark = {"at": fields[field], "path": snapshot.reference.path}
+    return mark
+
+
+def _where(
+    tasks: firestore.CollectionGroup, state: State, field: str, before: datetime.datetime
+) -> Any:
+    return (tasks.where(filter=firestore.FieldFilter("state", "==", state.value))
+            .where(filter=firestore.FieldFilter(field, "<", before))
+            .order_by(field).order_by("__name__"))
+
+
+def _pages(
+    query: Any, report: SweepReport, deadline: float
+) -> Iterator[firestore.DocumentSnapshot]:
+    """Every document of `query`, a page at a time, until the deadline passes."""
+    while True:
+        if time.monotonic() > deadline:
+            report.finished = False
+            return
+        page = list(query.limit(PAGE).stream())
+        report.read += len(page)
+        yield from page
+        if len(page) < PAGE:
+            return
+        query = query.start_after(page[-1])
 
 
 def sweep_trigger(
@@ -73,21 +148,3 @@ def sweep_trigger(
 
     run.__name__ = run.__qualname__ = name
     return scheduler_fn.on_schedule(schedule=schedule, **options)(run)
-
-
-def _where(
-    tasks: firestore.CollectionGroup, state: State, field: str | None = None,
-    before: datetime.datetime | None = None,
-) -> Iterable[firestore.DocumentSnapshot]:
-    query = tasks.where(filter=firestore.FieldFilter("state", "==", state.value))
-    if field is not None:
-        query = query.where(filter=firestore.FieldFilter(field, "<", before))
-    return query.limit(BATCH).stream()
-
-
-def _runnable(processor: TaskProcessor, fields: dict[str, Any], now: datetime.datetime) -> bool:
-    """Due, and served by a handler (a task nobody handles stays `scheduled` by design)."""
-    run_at = fields.get("runAt")
-    due = not isinstance(run_at, datetime.datetime) or run_at <= now
-    return due and processor.registry.lookup(
-        str(fields.get("type")), str(fields.get("action"))) is not None

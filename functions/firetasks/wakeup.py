@@ -23,7 +23,8 @@ WAIT_LIMIT = 30.0  # seconds; well below the wake function's timeout
 
 
 class Waker(Protocol):
-    def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> None: ...
+    def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> bool:
+        """Have the task woken at `at`; whether that was arranged."""
 
 
 class CloudTasksWaker:
@@ -32,7 +33,7 @@ class CloudTasksWaker:
     def __init__(self, function_name: str = WAKE_FUNCTION) -> None:
         self.function_name = function_name
 
-    def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> None:
+    def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> bool:
         db.app()
         queue = functions.task_queue(self.function_name)
         # firebase-admin sends the payload as the whole request body, and a task-queue function
@@ -42,8 +43,9 @@ class CloudTasksWaker:
             queue.enqueue(payload, functions.TaskOptions(schedule_time=at))
         except Exception as exc:  # the sweeper finds tasks whose wake-up was lost
             logger.error("could not enqueue wake-up", path=ref.path, error=repr(exc))
-            return
+            return False
         logger.debug("wake-up enqueued", path=ref.path, at=at.isoformat())
+        return True
 
 
 class Wakeable(Protocol):

@@ -11,13 +11,14 @@ import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from google.cloud import firestore
 
 from firetasks import TaskProcessor, db
 from testing.naive import NaiveProcessor
 
+T = TypeVar("T")
 _counts = threading.local()
 _file_lock = threading.Lock()
 
@@ -46,15 +47,26 @@ def _reads(call: Callable[..., Any], found: str) -> Callable[..., Any]:
     return stream
 
 
+def metered(client: firestore.Client) -> firestore.Client:
+    """`client`, counting the documents it reads and writes (on this thread) from now on."""
+    api = client._firestore_api
+    api.commit = _writes(api.commit)
+    api.batch_get_documents = _reads(api.batch_get_documents, "found")
+    api.run_query = _reads(api.run_query, "document")
+    return client
+
+
+def measure(call: Callable[[], T]) -> tuple[T, int, int]:
+    """`call()`'s result, and the documents it read and wrote through metered clients."""
+    _counts.reads = _counts.writes = 0
+    result = call()
+    return result, _counts.reads, _counts.writes
+
+
 def _metered_client(make: Callable[[str], firestore.Client]) -> Callable[[str], firestore.Client]:
     @functools.cache
     def client(database: str = db.DEFAULT_DATABASE) -> firestore.Client:
-        made = make(database)
-        api = made._firestore_api
-        api.commit = _writes(api.commit)
-        api.batch_get_documents = _reads(api.batch_get_documents, "found")
-        api.run_query = _reads(api.run_query, "document")
-        return made
+        return metered(make(database))
 
     return client
 

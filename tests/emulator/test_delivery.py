@@ -34,8 +34,9 @@ class RecordingWaker:
     def __init__(self) -> None:
         self.wakeups: list[tuple[str, datetime.datetime]] = []
 
-    def wake_at(self, ref, at: datetime.datetime) -> None:
+    def wake_at(self, ref, at: datetime.datetime) -> bool:
         self.wakeups.append((ref.path, at))
+        return True
 
 
 @pytest.fixture

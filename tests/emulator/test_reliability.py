@@ -125,7 +125,7 @@ def test_an_expired_lease_without_attempts_left_fails_and_says_why(db, tasks):
 def test_a_task_whose_event_was_lost_is_picked_up_by_the_sweeper(db, uid):
     # `lost` is a subcollection no trigger watches: its tasks' events are lost by construction.
     task = db.document(f"jobs/{uid}/lost/t")
-    task.set(task_fields("probe", "flaky"))
+    task.set(task_fields("probe", "flaky", createdAt=firestore.SERVER_TIMESTAMP))
     later = datetime.datetime.now(UTC) + STALE_AFTER + datetime.timedelta(seconds=1)
     assert sweep(main.processor, db, collections=["lost"], now=later).rewoken == 1
     assert wait_for_state(task)["state"] == "completed"
