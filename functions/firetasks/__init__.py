@@ -3,12 +3,13 @@
 from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
 from firetasks.processor import TaskProcessor, task_trigger
 from firetasks.recovery import sweep, sweep_trigger
-from firetasks.registry import HandlerRegistry
+from firetasks.registry import ClientAccess, HandlerRegistry
 from firetasks.retry import PermanentError, RetryAfter, RetryPolicy
 from firetasks.task import InvalidTask, State, Task
 from firetasks.wakeup import wake_trigger
 
 __all__ = [
+    "ClientAccess",
     "HandlerRegistry",
     "InvalidTask",
     "NewTask",

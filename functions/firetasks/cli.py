@@ -14,15 +14,17 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import operations, queries
+from firetasks import client_rules, operations, queries
 from firetasks.audit import Actor
 from firetasks.queries import BadRequest, TaskFilter
+from firetasks.registry import HandlerRegistry
 from firetasks.task import IllegalTransition, State
 
 COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25)]
@@ -31,6 +33,8 @@ COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "offline", False):
+            return args.run(None, args)
         client = firestore.Client(project=args.project or _default_project())
         return args.run(client, args)
     except (BadRequest, IllegalTransition, operations.TaskNotFound) as exc:
@@ -76,6 +80,16 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--handlers", default=os.environ.get("FIRETASKS_HANDLERS"),
                        help="module whose `registry` names the handlers, e.g. shop.handlers")
     stats.set_defaults(run=run_stats)
+
+    rules = commands.add_parser("rules", help="the security-rules function that says which "
+                                              "tasks clients may create")
+    rules.add_argument("--handlers", default=os.environ.get("FIRETASKS_HANDLERS"),
+                       help="module whose `registry` names the handlers, e.g. shop.handlers")
+    target = rules.add_mutually_exclusive_group()
+    target.add_argument("--write", metavar="RULES_FILE", help="replace the function in this file")
+    target.add_argument("--check", metavar="RULES_FILE",
+                        help="exit 1 if this file's function differs from the registry's")
+    rules.set_defaults(run=run_rules, offline=True)
     return root
 
 
@@ -152,7 +166,7 @@ def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:
 
 
 def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
-    names = _handler_names(args.handlers) if args.handlers else []
+    names = _registry(args.handlers).names() if args.handlers else []
     figures = queries.stats(client, names, datetime.datetime.now(datetime.UTC))
     if args.json:
         _print_json(figures)
@@ -168,12 +182,38 @@ def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _handler_names(module: str) -> list[str]:
+def run_rules(client: firestore.Client | None, args: argparse.Namespace) -> int:
+    if not args.handlers:
+        raise BadRequest("rules: give --handlers MODULE (the module whose `registry` to follow)")
+    registry = _registry(args.handlers)
+    if not (args.write or args.check):
+        print(client_rules.rules_function(registry, indent=""))
+        return 0
+    path = Path(args.write or args.check)
     try:
-        return importlib.import_module(module).registry.names()
+        text = path.read_text()
+        updated = client_rules.with_function(text, registry)
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"{path}: {exc}") from exc
+    if args.check:
+        if updated != text:
+            print(f"{path} differs from the registry of {args.handlers}: run `firetasks rules "
+                  f"--handlers {args.handlers} --write {path}`", file=sys.stderr)
+            return 1
+        print(f"{path} matches the registry of {args.handlers}")
+        return 0
+    path.write_text(updated)
+    print(f"wrote the {client_rules.FUNCTION} function of {args.handlers} to {path}")
+    return 0
+
+
+def _registry(module: str) -> HandlerRegistry:
+    try:
+        registry = importlib.import_module(module).registry
     except (ImportError, AttributeError) as exc:
         raise BadRequest(f"--handlers {module}: not an importable module with a `registry` "
                          f"({exc})") from exc
+    return registry
 
 
 def _act(refs: list[Any], action: Any, as_json: bool) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,27 @@ Handler = Callable[[Task], Any]
 
 
 @dataclass(frozen=True)
+class ClientAccess:
+    """Lets client SDKs (web, mobile) create a handler's tasks, under the security rules that
+    `firetasks rules` writes. Without it, a handler's tasks are created by servers only."""
+
+    once_per_parent: bool = False
+    """The task's id must be the action's name, so a parent has at most one such task: a second
+    create is refused (e.g. one confirmation mail per order)."""
+    data: str = "true"
+    """A security-rules expression the task's `data` must satisfy, e.g.
+    `data.keys().hasOnly(['orderId'])`."""
+
+
+@dataclass(frozen=True)
 class Registration:
     handler: Handler
     retry: RetryPolicy
+    client: ClientAccess | None = None
+    lease: datetime.timedelta | None = None
+    """How long an attempt may run before the sweeper takes it for crashed; default: the
+    processor's (the function's timeout and a margin). Shorter finds crashes sooner; it must
+    exceed the handler's longest run, or a slow attempt is run again beside itself."""
 
 
 class HandlerRegistry:
@@ -30,16 +49,32 @@ class HandlerRegistry:
         self._registrations: dict[tuple[str, str], Registration] = {}
 
     def handler(
-        self, type: str, action: str, *, retry: RetryPolicy = DEFAULT_RETRY
+        self,
+        type: str,
+        action: str,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        client: ClientAccess | bool = False,
+        lease: datetime.timedelta | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
+        create its tasks."""
+
         def register(func: Handler) -> Handler:
-            self.register(type, action, func, retry=retry)
+            self.register(type, action, func, retry=retry, client=client, lease=lease)
             return func
 
         return register
 
     def register(
-        self, type: str, action: str, func: Handler, *, retry: RetryPolicy = DEFAULT_RETRY
+        self,
+        type: str,
+        action: str,
+        func: Handler,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        client: ClientAccess | bool = False,
+        lease: datetime.timedelta | None = None,
     ) -> None:
         if not TYPE_PATTERN.fullmatch(type):
             raise ValueError(f"handler type {type!r} is not a name like 'order'")
@@ -47,7 +82,8 @@ class HandlerRegistry:
             raise ValueError(f"handler action {action!r} is not a name or dotted path")
         if (type, action) in self._registrations:
             raise ValueError(f"a handler for '{type}.{action}' is already registered")
-        self._registrations[type, action] = Registration(func, retry)
+        access = ClientAccess() if client is True else client or None
+        self._registrations[type, action] = Registration(func, retry, access, lease)
 
     @classmethod
     def combine(cls, *registries: HandlerRegistry) -> HandlerRegistry:
@@ -55,7 +91,9 @@ class HandlerRegistry:
         combined = cls()
         for registry in registries:
             for (type, action), registration in registry._registrations.items():
-                combined.register(type, action, registration.handler, retry=registration.retry)
+                if (type, action) in combined._registrations:
+                    raise ValueError(f"a handler for '{type}.{action}' is already registered")
+                combined._registrations[type, action] = registration
         return combined
 
     def lookup(self, type: str, action: str) -> Registration | None:
@@ -63,3 +101,9 @@ class HandlerRegistry:
 
     def names(self) -> list[str]:
         return sorted(f"{type}.{action}" for type, action in self._registrations)
+
+    def client_creatable(self) -> list[tuple[str, str, ClientAccess]]:
+        """The handlers whose tasks client SDKs may create, by name."""
+        return sorted((type, action, registration.client)
+                      for (type, action), registration in self._registrations.items()
+                      if registration.client is not None)

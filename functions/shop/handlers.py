@@ -7,7 +7,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from firetasks import HandlerRegistry, PermanentError, Task
+from firetasks import ClientAccess, HandlerRegistry, PermanentError, Task
 
 registry = HandlerRegistry()
 
@@ -29,7 +29,11 @@ def _order(task: Task) -> dict[str, Any]:
     return order.to_dict() or {}
 
 
-@registry.handler("order", "sendConfirmationEmail")
+# The order's owner may ask for the confirmation mail from the web app, once per order (the task's
+# id is `sendConfirmationEmail`). Processing an order is for servers only: a client could
+# otherwise push an unpaid order into fulfilment.
+@registry.handler("order", "sendConfirmationEmail", client=ClientAccess(
+    once_per_parent=True, data="data.keys().hasOnly(['orderId'])"))
 def send_confirmation_email(task: Task) -> dict[str, str]:
     """Queue the confirmation mail in the Trigger Email extension's format."""
     order = _order(task)
