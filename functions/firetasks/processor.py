@@ -146,7 +146,7 @@ class TaskProcessor:
             "retryBase": retry_base,
             "startedAt": firestore.SERVER_TIMESTAMP,
             "updatedAt": firestore.SERVER_TIMESTAMP,
-            "leaseExpiresAt": started + self.lease,
+            "leaseExpiresAt": started + (registration.lease or self.lease),
             "finishedAt": firestore.DELETE_FIELD,
             "result": firestore.DELETE_FIELD,
             "error": firestore.DELETE_FIELD,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import os
 import time
 
 from google.cloud import firestore
@@ -52,4 +54,14 @@ def slow(task: Task) -> dict[str, int]:
     time.sleep(task.data.get("seconds", 1))
     if task.data.get("fail"):
         raise RuntimeError("slow failure")
+    return {"attempt": task.attempt}
+
+
+@registry.handler("probe", "crash", retry=QUICK, lease=datetime.timedelta(seconds=2))
+def crash(task: Task) -> dict[str, int]:
+    """Kills its own worker process on the first attempt, as a crash or an out-of-memory kill
+    would: no outcome is written, and the short lease lets the sweeper find it soon."""
+    record(task)
+    if task.attempt == 1:
+        os._exit(1)
     return {"attempt": task.attempt}

@@ -110,6 +110,21 @@ def test_an_expired_lease_is_recovered_and_the_task_runs_again(db, tasks):
     assert probe_runs(db, task) == [2]
 
 
+def test_a_worker_killed_mid_handler_is_recovered_by_the_sweeper(db, tasks):
+    task = tasks.document("t")
+    task.set(task_fields("probe", "crash"))
+    running = wait_for_state(task, ("running",))
+    wait_until(lambda: probe_runs(db, task) == [1], what="the first run to start (and die)")
+    lease = running["leaseExpiresAt"]
+    wait_until(lambda: datetime.datetime.now(UTC) > lease, what="the lease to expire")
+    assert task.get().get("state") == "running"  # nobody wrote an outcome: the worker died
+    assert sweep(main.processor, db, collections=["tasks"]).expired >= 1
+    done = wait_for_state(task, ("completed",), timeout=60)
+    assert done["attempts"] == 2
+    assert done["history"][0]["error"]["type"] == "LeaseExpired"
+    assert probe_runs(db, task) == [1, 2]
+
+
 def test_an_expired_lease_without_attempts_left_fails_and_says_why(db, tasks):
     task = tasks.document("t")
     past = datetime.datetime.now(UTC) - datetime.timedelta(seconds=1)
