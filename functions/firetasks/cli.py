@@ -146,18 +146,22 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
 
 
 def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
+    listed: dict[str, Any] = {}  # the version each task had when listed: retry only that
     if args.paths:
         refs = [queries.task_ref(client, path) for path in args.paths]
     else:
         where = _filter_of(args, state=State.FAILED.value)
         if where == TaskFilter(state=State.FAILED.value) and not args.dry_run:
             raise BadRequest("give task paths, or filters (e.g. --action), or --dry-run first")
-        refs = [s.reference for s in queries.matching(client, where, cap=10_000)]
+        matches = queries.matching(client, where, cap=10_000)
+        refs = [snapshot.reference for snapshot in matches]
+        listed = {snapshot.reference.path: snapshot.update_time for snapshot in matches}
     if args.dry_run:
         _report([{"path": ref.path, "would": "retry"} for ref in refs], args.json)
         return 0
-    return _act(refs, lambda ref: operations.retry(ref, max_attempts=args.max_attempts,
-                                                   actor=_actor()), args.json)
+    return _act(refs, lambda ref: operations.retry(
+        ref, max_attempts=args.max_attempts, actor=_actor(), if_version=listed.get(ref.path)),
+        args.json)
 
 
 def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:
