@@ -4,7 +4,14 @@ import os
 
 from firebase_functions import options
 
-from firetasks import HandlerRegistry, TaskProcessor, sweep_trigger, task_trigger, wake_trigger
+from firetasks import (
+    HandlerRegistry,
+    TaskProcessor,
+    TaskQueue,
+    sweep_trigger,
+    task_trigger,
+    wake_trigger,
+)
 from firetasks.dashboard import dashboard_trigger
 from shop import handlers
 
@@ -21,8 +28,11 @@ registry = HandlerRegistry.combine(*registries)
 # A handler may run up to TIMEOUT_SEC; a claim's lease lasts that long plus a margin, after which
 # the sweeper ends the attempt as failed. One task per instance at a time (concurrency 1) keeps a
 # slow handler from starving others; max_instances caps the fan-out of a burst (and the bill).
+# Tasks live in `tasks` and `jobs` subcollections; operators name orders by their bare ids.
 TIMEOUT_SEC = 300
-processor = TaskProcessor(registry, timeout_sec=TIMEOUT_SEC)
+queue = TaskQueue(registry, collections=("tasks", "jobs"), timeout_sec=TIMEOUT_SEC,
+                  parent_alias="orders")
+processor = TaskProcessor(queue)
 PROCESSING = {
     "timeout_sec": TIMEOUT_SEC,
     "memory": options.MemoryOption.MB_256,
@@ -30,11 +40,10 @@ PROCESSING = {
     "concurrency": 1,
 }
 
-# Every `tasks` subcollection one level down: orders/{orderId}/tasks/{taskId}, carts/..., ...
-# Another path needs one more line, e.g.
-# process_invoice_jobs = task_trigger(processor, name="process_invoice_jobs",
-#                                     document="invoices/{invoiceId}/jobs/{taskId}", **PROCESSING)
+# One trigger per tasks collection, under any parent: orders/{orderId}/tasks/{taskId}, carts/...,
+# and invoices/{invoiceId}/jobs/{taskId}, ...
 process_tasks = task_trigger(processor, name="process_tasks", **PROCESSING)
+process_jobs = task_trigger(processor, name="process_jobs", collection="jobs", **PROCESSING)
 
 # Delayed tasks and retries, woken by Cloud Tasks at their `runAt` (the name is the queue's id).
 wakeTasks = wake_trigger(
@@ -47,7 +56,7 @@ wakeTasks = wake_trigger(
 sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)
 
 # The operators' dashboard and its API, for users with the admin claim.
-dashboard = dashboard_trigger(registry.names, name="dashboard", memory=options.MemoryOption.MB_256)
+dashboard = dashboard_trigger(queue, name="dashboard", memory=options.MemoryOption.MB_256)
 
 if TESTING:  # the benchmark's baseline, on its own path: {collection}/{docId}/naiveTasks/{taskId}
     from testing import meter, naive

@@ -20,10 +20,9 @@ from google.api_core import exceptions
 from google.cloud import firestore
 
 from firetasks import sweep
-from firetasks.access import ADMIN_CLAIM
 from firetasks.db import app as db_app
 from firetasks.task import FINAL_STATES
-from main import processor
+from main import processor, queue
 from shop.orders import ORDERS, create_order
 
 DEMO_ORDERS = {
@@ -42,7 +41,7 @@ def ensure_operator() -> None:
         user = auth.get_user_by_email(OPERATOR_EMAIL, app=db_app())
     except auth.UserNotFoundError:
         user = auth.create_user(email=OPERATOR_EMAIL, password=OPERATOR_PASSWORD, app=db_app())
-    auth.set_custom_user_claims(user.uid, {ADMIN_CLAIM: True}, app=db_app())
+    auth.set_custom_user_claims(user.uid, {queue.admin_claim: True}, app=db_app())
 
 
 def seed(db: firestore.Client) -> None:
@@ -133,7 +132,8 @@ firetasks demo ready: Firestore emulator at {host}, project {db.project}.
   the email, retry the task):
     FIRESTORE_EMULATOR_HOST={host} functions/venv/bin/python tools/demo.py retry
 - The CLI:
-    FIRESTORE_EMULATOR_HOST={host} GCLOUD_PROJECT={db.project} functions/venv/bin/firetasks list
+    FIRESTORE_EMULATOR_HOST={host} GCLOUD_PROJECT={db.project} FIRETASKS_QUEUE=main:queue \
+      functions/venv/bin/firetasks list --parent {BAD_ORDER}
 - Write your own tasks to <collection>/<docId>/tasks/<taskId> with any client against {host}.
 """, flush=True)
     if args.watch:

@@ -1,5 +1,6 @@
 """firetasks: a job queue on Firestore documents, processed by Python Cloud Functions."""
 
+from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
 from firetasks.processor import TaskProcessor, task_trigger
 from firetasks.recovery import sweep, sweep_trigger
@@ -19,6 +20,7 @@ __all__ = [
     "State",
     "Task",
     "TaskProcessor",
+    "TaskQueue",
     "add_tasks",
     "create_with_tasks",
     "sweep",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from firebase_admin import auth
 
 from firetasks import db
 from firetasks.audit import Actor
-
-ADMIN_CLAIM = os.environ.get("FIRETASKS_ADMIN_CLAIM", "admin")
 
 
 @dataclass
@@ -28,8 +25,9 @@ REFUSED = {  # why a token is refused, and what the page should do
 }
 
 
-def admin_from_header(authorization: str | None) -> Actor:
-    """The admin behind an `Authorization: Bearer <ID token>` header, or Denied.
+def admin_from_header(authorization: str | None, claim: str) -> Actor:
+    """The admin (a user whose custom `claim` is true) behind an `Authorization: Bearer <ID
+    token>` header, or Denied.
 
     `check_revoked`: a removed operator, or a stolen token whose sessions were revoked, is refused
     at once rather than for up to an hour; so is a disabled account. It costs one Auth lookup.
@@ -46,6 +44,6 @@ def admin_from_header(authorization: str | None) -> Actor:
             auth.UserNotFoundError) as exc:
         raise Denied(401, f"sign in again: the token was refused ({type(exc).__name__})",
                      "invalid") from exc
-    if claims.get(ADMIN_CLAIM) is not True:
-        raise Denied(403, f"this account lacks the '{ADMIN_CLAIM}' claim that operators need")
+    if claims.get(claim) is not True:
+        raise Denied(403, f"this account lacks the '{claim}' claim that operators need")
     return Actor(uid=claims.get("uid"), email=claims.get("email"), via="dashboard")

@@ -21,8 +21,9 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import client_rules, operations, queries
+from firetasks import client_rules, db, operations, queries
 from firetasks.audit import Actor
+from firetasks.config import TaskQueue
 from firetasks.queries import BadRequest, TaskFilter
 from firetasks.registry import HandlerRegistry
 from firetasks.task import IllegalTransition, State
@@ -35,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "offline", False):
             return args.run(None, args)
-        client = firestore.Client(project=args.project or _default_project())
+        args.queue = _queue(args.queue)
+        client = firestore.Client(project=args.project or _default_project(),
+                                  database=args.queue.database)
         return args.run(client, args)
     except (BadRequest, IllegalTransition, operations.TaskNotFound) as exc:
         print(f"firetasks: {exc}", file=sys.stderr)
@@ -50,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--project", help="Firebase project (default: GCLOUD_PROJECT or "
                                         "GOOGLE_CLOUD_PROJECT)")
     root.add_argument("--json", action="store_true", help="print JSON for scripts")
+    root.add_argument("--queue", default=os.environ.get("FIRETASKS_QUEUE"),
+                      metavar="MODULE:NAME", help="the TaskQueue to operate, e.g. main:queue "
+                      "(default: FIRETASKS_QUEUE, else `tasks` collections, no parent alias)")
     commands = root.add_subparsers(required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="tasks across all parents, newest first")
@@ -75,10 +81,7 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("paths", nargs="+")
     cancel.set_defaults(run=run_cancel)
 
-    stats = commands.add_parser("stats", help="counts by state (and by handler, with "
-                                              "--handlers)")
-    stats.add_argument("--handlers", default=os.environ.get("FIRETASKS_HANDLERS"),
-                       help="module whose `registry` names the handlers, e.g. shop.handlers")
+    stats = commands.add_parser("stats", help="counts by state and by the queue's handlers")
     stats.set_defaults(run=run_stats)
 
     rules = commands.add_parser("rules", help="the security-rules function that says which "
@@ -98,18 +101,21 @@ def _filters(command: argparse.ArgumentParser, states: bool = True) -> None:
         command.add_argument("--state", choices=[state.value for state in State])
     command.add_argument("--type")
     command.add_argument("--action")
-    command.add_argument("--parent", help="an order id or a document path")
+    command.add_argument("--parent", help="a document path, or an id of the queue's "
+                                          "parent_alias collection")
+    command.add_argument("--collection", help="which of the queue's tasks collections "
+                                              "(default: its first)")
     command.add_argument("--since", help="ISO 8601 time, by createdAt")
     command.add_argument("--until", help="ISO 8601 time, by createdAt")
 
 
 def _filter_of(args: argparse.Namespace, **fixed: str) -> TaskFilter:
     given = {name: getattr(args, name) for name in queries.FILTERS if getattr(args, name, None)}
-    return TaskFilter.parse(given | fixed)
+    return TaskFilter.parse(given | fixed, args.queue)
 
 
 def run_list(client: firestore.Client, args: argparse.Namespace) -> int:
-    page, after = queries.list_tasks(client, _filter_of(args), limit=args.limit,
+    page, after = queries.list_tasks(client, args.queue, _filter_of(args), limit=args.limit,
                                      cursor=args.cursor)
     rows = [queries.summary(snapshot) for snapshot in page]
     if args.json:
@@ -122,7 +128,7 @@ def run_list(client: firestore.Client, args: argparse.Namespace) -> int:
 
 
 def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
-    snapshot = queries.task_ref(client, args.path).get()
+    snapshot = queries.task_ref(client, args.queue, args.path).get()
     if not snapshot.exists:
         raise operations.TaskNotFound(f"no task at {args.path}")
     task = queries.detail(snapshot)
@@ -148,14 +154,14 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
 def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
     listed: dict[str, Any] = {}  # the version each task had when listed: retry only that
     if args.paths:
-        refs = [queries.task_ref(client, path) for path in args.paths]
+        refs = [queries.task_ref(client, args.queue, path) for path in args.paths]
     else:
         where = _filter_of(args, state=State.FAILED.value)
         if where == TaskFilter(state=State.FAILED.value) and not args.dry_run:
             raise BadRequest("give task paths, or filters (e.g. --action), or --dry-run first")
-        matches = queries.matching(client, where, cap=10_000)
+        matches = queries.matching(client, args.queue, where, cap=10_000)
         refs = [snapshot.reference for snapshot in matches]
-        listed = {snapshot.reference.path: snapshot.update_time for snapshot in matches}
+        listed = {snapshot.reference.path: db.version_of(snapshot) for snapshot in matches}
     if args.dry_run:
         _report([{"path": ref.path, "would": "retry"} for ref in refs], args.json)
         return 0
@@ -165,13 +171,12 @@ def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
 
 
 def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:
-    refs = [queries.task_ref(client, path) for path in args.paths]
+    refs = [queries.task_ref(client, args.queue, path) for path in args.paths]
     return _act(refs, lambda ref: operations.cancel(ref, actor=_actor()), args.json)
 
 
 def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
-    names = _registry(args.handlers).names() if args.handlers else []
-    figures = queries.stats(client, names, datetime.datetime.now(datetime.UTC))
+    figures = queries.stats(client, args.queue, datetime.datetime.now(datetime.UTC))
     if args.json:
         _print_json(figures)
         return 0
@@ -211,9 +216,30 @@ def run_rules(client: firestore.Client | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue(spec: str | None) -> TaskQueue:
+    if not spec:
+        return TaskQueue()
+    module, _, name = spec.partition(":")
+    try:
+        queue = getattr(_import(module), name or "queue")
+    except (ImportError, AttributeError) as exc:
+        raise BadRequest(f"--queue {spec}: not an importable MODULE:NAME ({exc})") from exc
+    if not isinstance(queue, TaskQueue):
+        raise BadRequest(f"--queue {spec}: {type(queue).__name__} is not a TaskQueue")
+    return queue
+
+
+def _import(module: str) -> Any:
+    """A module of the user's functions source, found from the current directory as with
+    `python -m` (run the command in the folder holding main.py)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(module)
+
+
 def _registry(module: str) -> HandlerRegistry:
     try:
-        registry = importlib.import_module(module).registry
+        registry = _import(module).registry
     except (ImportError, AttributeError) as exc:
         raise BadRequest(f"--handlers {module}: not an importable module with a `registry` "
                          f"({exc})") from exc

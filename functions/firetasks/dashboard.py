@@ -11,18 +11,19 @@ from __future__ import annotations
 import datetime
 import os
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import flask
 from firebase_functions import https_fn
 from google.api_core import exceptions
+from google.cloud import firestore
 from werkzeug.exceptions import HTTPException
 
 from firetasks import db, operations, queries
-from firetasks.access import ADMIN_CLAIM, Denied, admin_from_header
+from firetasks.access import Denied, admin_from_header
 from firetasks.audit import Actor, recent
+from firetasks.config import TaskQueue
 from firetasks.queries import BadRequest, TaskFilter
 from firetasks.task import IllegalTransition, State
 
@@ -43,9 +44,14 @@ def auth_origin(service: str) -> str:
     return f"https://{service}.googleapis.com"
 
 
-def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
+def create_app(queue: TaskQueue) -> flask.Flask:
     app = flask.Flask(__name__, static_folder=None)
-    client = db.client
+
+    def client() -> firestore.Client:
+        return db.client(queue.database)
+
+    def task_ref(path: object) -> firestore.DocumentReference:
+        return queries.task_ref(client(), queue, str(path or ""))
 
     def json_body() -> dict[str, Any]:
         body = flask.request.get_json(silent=True)
@@ -54,7 +60,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         return body
 
     def admin() -> Actor:
-        actor = admin_from_header(flask.request.headers.get("Authorization"))
+        actor = admin_from_header(flask.request.headers.get("Authorization"), queue.admin_claim)
         if flask.request.method == "POST":
             if flask.request.headers.get(CSRF_HEADER) != "1":
                 raise Denied(403, f"missing the {CSRF_HEADER} header (CSRF protection)")
@@ -76,14 +82,14 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
             "authUrl": auth_origin("identitytoolkit"),
             "tokenUrl": auth_origin("securetoken") + "/v1/token",
             "apiKey": os.environ.get("FIRETASKS_WEB_API_KEY", "emulator-api-key"),
-            "adminClaim": ADMIN_CLAIM,
+            "adminClaim": queue.admin_claim,
         })
 
     @app.get("/api/stats")
     def stats() -> flask.Response:
         admin()
         now = datetime.datetime.now(datetime.UTC)
-        return flask.jsonify(queries.stats(client(), handler_names(), now))
+        return flask.jsonify(queries.stats(client(), queue, now))
 
     @app.get("/api/tasks")
     def tasks() -> flask.Response:
@@ -91,14 +97,14 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         params = flask.request.args.to_dict()
         limit = _int(params.pop("limit", "25"), "limit")
         cursor = params.pop("cursor", None)
-        page, after = queries.list_tasks(client(), TaskFilter.parse(params), limit=limit,
-                                         cursor=cursor)
+        page, after = queries.list_tasks(client(), queue, TaskFilter.parse(params, queue),
+                                         limit=limit, cursor=cursor)
         return flask.jsonify({"tasks": [queries.summary(s) for s in page], "next": after})
 
     @app.get("/api/task")
     def task() -> flask.Response:
         admin()
-        snapshot = queries.task_ref(client(), flask.request.args.get("path", "")).get()
+        snapshot = task_ref(flask.request.args.get("path")).get()
         if not snapshot.exists:
             return error(404, f"no task at {snapshot.reference.path}")
         return flask.jsonify(queries.detail(snapshot))
@@ -118,7 +124,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         max_attempts = body.get("maxAttempts")
         if max_attempts is not None and not isinstance(max_attempts, int):
             raise BadRequest("maxAttempts must be a whole number")
-        ref = queries.task_ref(client(), str(body.get("path", "")))
+        ref = task_ref(body.get("path"))
         return flask.jsonify(operations.retry(ref, max_attempts=max_attempts, actor=actor,
                                               **seen(body)))
 
@@ -126,7 +132,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
     def cancel() -> flask.Response:
         actor = admin()
         body = json_body()
-        ref = queries.task_ref(client(), str(body.get("path", "")))
+        ref = task_ref(body.get("path"))
         return flask.jsonify(operations.cancel(ref, actor=actor, **seen(body)))
 
     @app.post("/api/bulk-retry")
@@ -136,7 +142,8 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         actor = admin()
         body = json_body()
         filters = dict(body.get("filters") or {}) | {"state": State.FAILED.value}
-        matches = queries.matching(client(), TaskFilter.parse(filters), BULK_LIMIT + 1)
+        matches = queries.matching(client(), queue, TaskFilter.parse(filters, queue),
+                                   BULK_LIMIT + 1)
         if len(matches) > BULK_LIMIT:
             raise BadRequest(f"more than {BULK_LIMIT} tasks match; narrow the filter")
         if body.get("dryRun"):
@@ -149,7 +156,7 @@ def create_app(handler_names: Callable[[], list[str]]) -> flask.Flask:
         for snapshot in matches:
             try:
                 operations.retry(snapshot.reference, actor=actor,
-                                 if_version=snapshot.update_time)
+                                 if_version=db.version_of(snapshot))
                 retried.append(snapshot.reference.path)
             except IllegalTransition:  # it moved on since the count: leave it
                 continue
@@ -212,10 +219,10 @@ def secured(response: flask.Response) -> flask.Response:
 
 
 def dashboard_trigger(
-    handler_names: Callable[[], list[str]], *, name: str = "dashboard", **options: Any
+    queue: TaskQueue, *, name: str = "dashboard", **options: Any
 ) -> Any:
     """The HTTPS function serving the dashboard; assign it to `name` in main.py."""
-    app = create_app(handler_names)
+    app = create_app(queue)
 
     def serve(request: flask.Request) -> flask.Response:
         with app.request_context(request.environ):

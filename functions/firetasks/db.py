@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 
 import firebase_admin
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
-from google.cloud.firestore import DocumentReference
+from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 DEFAULT_DATABASE = "(default)"
 
@@ -27,6 +29,17 @@ def client(database: str = DEFAULT_DATABASE) -> firestore.Client:
     does not provide, and in production it finds the same credentials as the Admin SDK.
     """
     return firestore.Client(project=app().project_id, database=database)
+
+
+def version_of(snapshot: DocumentSnapshot) -> DatetimeWithNanoseconds:
+    """A snapshot's version, its update time to the nanosecond. A `get` and a query give it as
+    different types (api-core's or proto-plus' datetime, or a protobuf Timestamp)."""
+    stamp = snapshot.update_time
+    if hasattr(stamp, "ToDatetime"):
+        return DatetimeWithNanoseconds.from_timestamp_pb(stamp)
+    return DatetimeWithNanoseconds(
+        *stamp.timetuple()[:6], nanosecond=getattr(stamp, "nanosecond", stamp.microsecond * 1000),
+        tzinfo=stamp.tzinfo or datetime.UTC)
 
 
 def client_of(ref: DocumentReference) -> firestore.Client:

@@ -11,9 +11,9 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.config import DEFAULT_COLLECTIONS
 from firetasks.task import State, validate
 
-TASKS_COLLECTION = "tasks"
 MAX_BATCH_WRITES = 500  # Firestore's limit on the writes of one batch or transaction
 
 
@@ -45,17 +45,24 @@ class NewTask:
 
 
 def create_with_tasks(
-    parent: DocumentReference, fields: Mapping[str, Any], tasks: Iterable[NewTask]
+    parent: DocumentReference,
+    fields: Mapping[str, Any],
+    tasks: Iterable[NewTask],
+    *,
+    collection: str = DEFAULT_COLLECTIONS[0],
 ) -> list[DocumentReference]:
     """Create `parent` (failing if it exists) and its tasks atomically: all of them or none."""
-    batch, refs = _batch_of_tasks(parent, tasks, other_writes=1)
+    batch, refs = _batch_of_tasks(parent, tasks, other_writes=1, collection=collection)
     batch.create(parent, dict(fields))
     batch.commit()
     return refs
 
 
 def add_tasks(
-    parent: DocumentReference, tasks: Iterable[NewTask], *, collection: str = TASKS_COLLECTION
+    parent: DocumentReference,
+    tasks: Iterable[NewTask],
+    *,
+    collection: str = DEFAULT_COLLECTIONS[0],
 ) -> list[DocumentReference]:
     """Add tasks under `parent` (which need not exist) atomically."""
     batch, refs = _batch_of_tasks(parent, tasks, collection=collection)
@@ -67,7 +74,7 @@ def _batch_of_tasks(
     parent: DocumentReference,
     tasks: Iterable[NewTask],
     other_writes: int = 0,
-    collection: str = TASKS_COLLECTION,
+    collection: str = DEFAULT_COLLECTIONS[0],
 ) -> tuple[firestore.WriteBatch, list[DocumentReference]]:
     documents = [task.document() for task in tasks]  # validate them all before writing any
     if len(documents) + other_writes > MAX_BATCH_WRITES:

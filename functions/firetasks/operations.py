@@ -99,7 +99,7 @@ def _transition(
     if not snapshot.exists:
         raise TaskNotFound(f"no task at {ref.path}")
     state = (snapshot.to_dict() or {}).get("state")
-    if if_version is not None and snapshot.update_time != if_version:
+    if if_version is not None and db.version_of(snapshot) != if_version:
         raise TaskChanged(f"{ref.path} has changed since it was shown (it is {state} now): "
                           "reload it")
     if if_state is not None and state != if_state:

@@ -22,6 +22,7 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 from firetasks import db
+from firetasks.config import TaskQueue
 from firetasks.registry import HandlerRegistry, Registration
 from firetasks.retry import DEFAULT_RETRY, PermanentError, RetryAfter, RetryPolicy
 from firetasks.task import (
@@ -35,26 +36,21 @@ from firetasks.task import (
 )
 from firetasks.wakeup import WAIT_LIMIT, CloudTasksWaker, Waker
 
-TASKS_DOCUMENT = "{collection}/{docId}/tasks/{taskId}"
-DEFAULT_TIMEOUT_SEC = 300
-LEASE_MARGIN = datetime.timedelta(seconds=60)  # the platform's own slack beyond the timeout
 HISTORY_LIMIT = 20  # attempts kept in `history`: far below Firestore's 1 MiB per document
 
 TaskEvent = firestore_fn.Event[firestore_fn.Change[DocumentSnapshot | None]]
 
 
 class TaskProcessor:
-    """Runs the handlers of one registry for the task documents of one or more triggers."""
+    """Runs the handlers of one queue for the task documents of its triggers."""
 
-    def __init__(
-        self,
-        registry: HandlerRegistry,
-        waker: Waker | None = None,
-        timeout_sec: int = DEFAULT_TIMEOUT_SEC,
-    ) -> None:
-        self.registry = registry
+    def __init__(self, queue: TaskQueue, waker: Waker | None = None) -> None:
+        self.queue = queue
         self.waker = waker or CloudTasksWaker()
-        self.lease = datetime.timedelta(seconds=timeout_sec) + LEASE_MARGIN
+
+    @property
+    def registry(self) -> HandlerRegistry:
+        return self.queue.registry
 
     def on_write(self, event: TaskEvent) -> None:
         """The Firestore trigger: act on a `scheduled` task, log a deleted one."""
@@ -146,7 +142,7 @@ class TaskProcessor:
             "retryBase": retry_base,
             "startedAt": firestore.SERVER_TIMESTAMP,
             "updatedAt": firestore.SERVER_TIMESTAMP,
-            "leaseExpiresAt": started + (registration.lease or self.lease),
+            "leaseExpiresAt": started + (registration.lease or self.queue.lease),
             "finishedAt": firestore.DELETE_FIELD,
             "result": firestore.DELETE_FIELD,
             "error": firestore.DELETE_FIELD,
@@ -271,13 +267,22 @@ def _honour_cancel(current: dict[str, Any], outcome: dict[str, Any]) -> dict[str
 
 
 def task_trigger(
-    processor: TaskProcessor, *, name: str, document: str = TASKS_DOCUMENT, **options: Any
+    processor: TaskProcessor, *, name: str, collection: str | None = None,
+    document: str | None = None, **options: Any
 ) -> Any:
-    """A Cloud Function named `name` that processes the tasks at `document` (a path pattern).
+    """A Cloud Function named `name` that processes the tasks of one of the queue's collections
+    (the first by default) under any top-level parent, or at `document`, a path pattern whose
+    last collection is one of the queue's (`invoices/{invoiceId}/jobs/{taskId}`).
 
     Assign it to a module-level variable of the same name in main.py, where the Functions runtime
     looks it up: `process_tasks = task_trigger(processor, name="process_tasks")`.
     """
+    if document is None:
+        document = processor.queue.document(collection)
+    elif document.strip("/").split("/")[-2] not in processor.queue.collections:
+        raise ValueError(f"{document!r}: its collection is not one of the queue's "
+                         f"{processor.queue.collections}, so its tasks would not be swept, "
+                         "counted or listed: add it to TaskQueue(collections=...)")
 
     def trigger(event: TaskEvent) -> None:
         processor.on_write(event)

@@ -12,7 +12,8 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
-from firetasks.enqueue import TASKS_COLLECTION
+from firetasks import db
+from firetasks.config import TaskQueue
 from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
@@ -31,9 +32,10 @@ class TaskFilter:
     parent: str | None = None  # a document path such as orders/o-123
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
+    collection: str | None = None  # one of the queue's tasks collections; the first by default
 
     @classmethod
-    def parse(cls, params: Mapping[str, Any]) -> TaskFilter:
+    def parse(cls, params: Mapping[str, Any], queue: TaskQueue) -> TaskFilter:
         """From query parameters (strings); raises BadRequest naming the bad one."""
         unknown = set(params) - set(FILTERS)
         if unknown:
@@ -46,7 +48,9 @@ class TaskFilter:
         if values.get("action") and not ACTION_PATTERN.fullmatch(values["action"]):
             raise BadRequest("action must be a name or a dotted path")
         if values.get("parent"):
-            values["parent"] = parent_path(values["parent"])
+            values["parent"] = parent_path(queue, values["parent"])
+        if values.get("collection") and values["collection"] not in queue.collections:
+            raise BadRequest(f"collection must be one of {', '.join(queue.collections)}")
         for key in ("since", "until"):
             if values.get(key):
                 values[key] = _timestamp(key, values[key])
@@ -56,33 +60,47 @@ class TaskFilter:
 FILTERS = tuple(field.name for field in fields(TaskFilter))
 
 
-def parent_path(text: str) -> str:
-    """An order id (`o-123`) or a document path (`orders/o-123`), as a document path."""
+def parent_path(queue: TaskQueue, text: str) -> str:
+    """A document path (`orders/o-123`), or a bare id (`o-123`) in the queue's `parent_alias`
+    collection, as a document path."""
     path = text.strip().strip("/")
-    if "/" not in path:
-        path = f"orders/{path}"
+    if "/" not in path and queue.parent_alias:
+        path = f"{queue.parent_alias}/{path}"
     segments = path.split("/")
     if len(segments) % 2 or not all(segments):
-        raise BadRequest(f"{text!r} is not a document path like orders/o-123")
+        raise BadRequest(f"{text!r} is not a document path like {_example(queue)}")
     return path
 
 
-def task_ref(client: firestore.Client, path: str) -> DocumentReference:
+def task_ref(client: firestore.Client, queue: TaskQueue, path: str) -> DocumentReference:
+    """The task at `path`, which must lie in one of the queue's tasks collections."""
     segments = path.strip("/").split("/")
-    if len(segments) < 4 or len(segments) % 2 or not all(segments):
-        raise BadRequest(f"{path!r} is not a task path like orders/o-123/tasks/t-1")
+    if (len(segments) < 4 or len(segments) % 2 or not all(segments)
+            or segments[-2] not in queue.collections):
+        raise BadRequest(f"{path!r} is not a task path like "
+                         f"{_example(queue)}/{queue.collections[0]}/t-1")
     return client.document(*segments)
 
 
+def _example(queue: TaskQueue) -> str:
+    return f"{queue.parent_alias or 'parents'}/p-123"
+
+
 def list_tasks(
-    client: firestore.Client, where: TaskFilter, *, limit: int = 25, cursor: str | None = None
+    client: firestore.Client,
+    queue: TaskQueue,
+    where: TaskFilter,
+    *,
+    limit: int = 25,
+    cursor: str | None = None,
 ) -> tuple[list[DocumentSnapshot], str | None]:
     """A page of tasks, newest first, and the cursor of the next page (None on the last)."""
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be from 1 to {MAX_PAGE}")
-    query = _query(client, where).order_by("createdAt", direction=firestore.Query.DESCENDING)
+    query = _query(client, queue, where).order_by("createdAt",
+                                                 direction=firestore.Query.DESCENDING)
     if cursor:
-        after = task_ref(client, _decode_cursor(cursor)).get()
+        after = task_ref(client, queue, _decode_cursor(cursor)).get()
         if not after.exists:
             raise BadRequest("cursor points at a task that no longer exists; start again")
         query = query.start_after(after)
@@ -92,30 +110,42 @@ def list_tasks(
     return page, (_encode_cursor(page[-1].reference.path) if more else None)
 
 
-def matching(client: firestore.Client, where: TaskFilter, cap: int) -> list[DocumentSnapshot]:
+def matching(
+    client: firestore.Client, queue: TaskQueue, where: TaskFilter, cap: int
+) -> list[DocumentSnapshot]:
     """Up to `cap` tasks that match, for bulk actions."""
-    return list(_query(client, where).limit(cap).stream())
+    return list(_query(client, queue, where).limit(cap).stream())
 
 
-def stats(client: firestore.Client, handlers: list[str], now: datetime.datetime) -> dict:
-    """Counts by state and by handler, recent failures, and the oldest waiting task."""
-    tasks = client.collection_group(TASKS_COLLECTION)
-    by_state = {state.value: _count(tasks.where(filter=_eq("state", state.value)))
-                for state in State}
+def stats(client: firestore.Client, queue: TaskQueue, now: datetime.datetime) -> dict:
+    """Counts by state and by handler, recent failures, and the oldest waiting task, over all the
+    queue's tasks collections."""
+    groups = [client.collection_group(collection) for collection in queue.collections]
+
+    def count(*filters: firestore.FieldFilter) -> int:
+        total = 0
+        for query in groups:
+            for condition in filters:
+                query = query.where(filter=condition)
+            total += _count(query)
+        return total
+
+    by_state = {state.value: count(_eq("state", state.value)) for state in State}
     by_handler = {}
-    for name in handlers:
+    for name in queue.registry.names():
         type_, action = name.split(".", 1)
-        mine = tasks.where(filter=_eq("type", type_)).where(filter=_eq("action", action))
-        by_handler[name] = {"total": _count(mine),
-                            "failed": _count(mine.where(filter=_eq("state", "failed")))}
-    failed = tasks.where(filter=_eq("state", "failed"))
+        mine = (_eq("type", type_), _eq("action", action))
+        by_handler[name] = {"total": count(*mine), "failed": count(*mine, _eq("state", "failed"))}
     recent = {
-        label: _count(failed.where(filter=firestore.FieldFilter("finishedAt", ">=", now - span)))
+        label: count(_eq("state", "failed"),
+                     firestore.FieldFilter("finishedAt", ">=", now - span))
         for label, span in (("lastHour", datetime.timedelta(hours=1)),
                             ("lastDay", datetime.timedelta(days=1)))
     }
-    oldest = list(tasks.where(filter=firestore.FieldFilter("state", "in", WAITING))
-                  .order_by("createdAt").limit(1).stream())
+    oldest = [snapshot for tasks in groups
+              for snapshot in tasks.where(filter=firestore.FieldFilter("state", "in", WAITING))
+              .order_by("createdAt").limit(1).stream()]
+    oldest.sort(key=lambda snapshot: snapshot.get("createdAt"))
     return {
         "byState": by_state,
         "byHandler": by_handler,
@@ -139,7 +169,7 @@ def summary(snapshot: DocumentSnapshot) -> dict[str, Any]:
 
 def version_text(snapshot: DocumentSnapshot) -> str:
     """The snapshot's version (its update time, to the nanosecond): what an operator saw."""
-    return snapshot.update_time.rfc3339()
+    return db.version_of(snapshot).rfc3339()
 
 
 def parse_version(text: object) -> datetime.datetime:
@@ -172,11 +202,12 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _query(client: firestore.Client, where: TaskFilter) -> Any:
+def _query(client: firestore.Client, queue: TaskQueue, where: TaskFilter) -> Any:
+    collection = where.collection or queue.collections[0]
     if where.parent:
-        query: Any = client.document(where.parent).collection(TASKS_COLLECTION)
+        query: Any = client.document(where.parent).collection(collection)
     else:
-        query = client.collection_group(TASKS_COLLECTION)
+        query = client.collection_group(collection)
     for field in ("state", "type", "action"):
         if getattr(where, field):
             query = query.where(filter=_eq(field, getattr(where, field)))

@@ -55,7 +55,7 @@ def sweep(
     processor: TaskProcessor,
     client: firestore.Client,
     *,
-    collections: Iterable[str] = ("tasks",),
+    collections: Iterable[str] | None = None,
     now: datetime.datetime | None = None,
     budget: datetime.timedelta = BUDGET,
 ) -> SweepReport:
@@ -63,7 +63,7 @@ def sweep(
     stale = now - STALE_AFTER
     report = SweepReport()
     deadline = time.monotonic() + budget.total_seconds()
-    for collection in collections:
+    for collection in processor.queue.collections if collections is None else collections:
         tasks = client.collection_group(collection)
         for snapshot in _pages(_where(tasks, State.RUNNING, "leaseExpiresAt", now), report,
                                deadline):
@@ -144,7 +144,7 @@ def sweep_trigger(
     """The scheduled function that sweeps; assign it to `name` in main.py."""
 
     def run(event: scheduler_fn.ScheduledEvent) -> None:
-        sweep(processor, db.client())
+        sweep(processor, db.client(processor.queue.database))
 
     run.__name__ = run.__qualname__ = name
     return scheduler_fn.on_schedule(schedule=schedule, **options)(run)

@@ -11,6 +11,12 @@ from firetasks.audit import AUDIT_COLLECTION
 from tests.support import wait_for_state
 
 
+@pytest.fixture(autouse=True)
+def queue(monkeypatch):
+    """The CLI operates the queue of main.py (bare ids name orders)."""
+    monkeypatch.setenv("FIRETASKS_QUEUE", "main:queue")
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
@@ -43,7 +49,8 @@ def test_show_prints_the_error_and_history(capsys, failed_task):
      (["list", "--since", "soon"], "since must be an ISO 8601 time"),
      (["list", "--parent", "a/b/c"], "is not a document path"),
      (["retry"], "give task paths, or filters"),
-     (["stats", "--handlers", "no.such.module"], "not an importable module with a `registry`")],
+     (["--queue", "no.such:queue", "stats"], "not an importable MODULE:NAME"),
+     (["rules", "--handlers", "no.such.module"], "not an importable module with a `registry`")],
 )
 def test_bad_input_exits_2_with_a_clear_message(capsys, argv, message):
     code, _, err = run(capsys, *argv)
@@ -85,7 +92,7 @@ def test_cancel_says_when_the_state_machine_forbids_it(capsys, failed_task):
 
 
 def test_stats_counts_by_state_and_handler(capsys, failed_task):
-    code, out, _ = run(capsys, "--json", "stats", "--handlers", "testing.probes")
+    code, out, _ = run(capsys, "--json", "stats")
     assert code == 0
     figures = json.loads(out)
     assert figures["byState"]["failed"] >= 1

@@ -12,7 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import main
-from firetasks import HandlerRegistry, RetryPolicy, Task, TaskProcessor, operations, task_trigger
+from firetasks import (
+    HandlerRegistry,
+    RetryPolicy,
+    Task,
+    TaskProcessor,
+    TaskQueue,
+    operations,
+    task_trigger,
+)
 from firetasks.task import IllegalTransition
 from tests.firestore_events import written_event
 from tests.support import mails_for, task_fields
@@ -60,7 +68,9 @@ def runs():
         calls.append(task)
         return object()
 
-    processor = TaskProcessor(registry, waker=RecordingWaker())
+    processor = TaskProcessor(TaskQueue(registry, collections=("untriggered",)),
+                              waker=RecordingWaker())
+
     @registry.handler("probe", "deleteSelf")
     def delete_self(task: Task) -> None:
         task.ref.delete()  # as if someone deleted the task while it ran
