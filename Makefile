@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3.11
 EMULATORS := $(PY) tools/emulators.py
 
-.PHONY: install dev test lint bench chromium
+.PHONY: install dev test test-repeat lint bench chromium
 
 install: node_modules/.install.stamp $(VENV)/.install.stamp chromium
 
@@ -30,8 +30,19 @@ dev: install
 lint: install
 	$(VENV)/bin/ruff check
 
+# tests/lifecycle starts and stops emulator suites of its own (other ports), so it runs outside.
 test: lint
-	FIRETASKS_TESTING=1 $(EMULATORS) exec "$(PY) -m pytest $(PYTEST_ARGS)"
+	FIRETASKS_TESTING=1 $(EMULATORS) exec "$(PY) -m pytest --ignore=tests/lifecycle $(PYTEST_ARGS)"
+	$(PY) -m pytest tests/lifecycle
+
+# `make test-repeat N=5`: `make test` N times in a row, up to the first failure (flaky tests).
+N ?= 3
+test-repeat:
+	@for run in $$(seq $(N)); do \
+		echo "=== make test: run $$run of $(N)"; \
+		$(MAKE) --no-print-directory test || \
+			{ echo "=== make test: run $$run of $(N) failed" >&2; exit 1; }; \
+	done; echo "=== make test: all $(N) runs passed"
 
 # Not part of the tests: figures for the README. `make bench BENCH_ARGS=noop` runs one scenario.
 bench: install

