@@ -2,15 +2,17 @@
 
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
+from firetasks.errors import FiretasksError, InvalidTask, PermanentError, RetryAfter
 from firetasks.processor import TaskProcessor, task_trigger
 from firetasks.recovery import sweep, sweep_trigger
 from firetasks.registry import ClientAccess, HandlerRegistry
-from firetasks.retry import PermanentError, RetryAfter, RetryPolicy
-from firetasks.task import InvalidTask, State, Task
+from firetasks.retry import RetryPolicy
+from firetasks.task import State, Task
 from firetasks.wakeup import wake_trigger
 
 __all__ = [
     "ClientAccess",
+    "FiretasksError",
     "HandlerRegistry",
     "InvalidTask",
     "NewTask",

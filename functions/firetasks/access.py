@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from firebase_admin import auth
 
 from firetasks import db
 from firetasks.audit import Actor
-
-
-@dataclass
-class Denied(Exception):
-    status: int  # 401: who are you? 403: not allowed
-    message: str
-    reason: str = "denied"  # for the page: "expired" tokens are refreshed, others sign in again
-
+from firetasks.errors import Denied
 
 REFUSED = {  # why a token is refused, and what the page should do
     auth.ExpiredIdTokenError: ("expired", "your session expired: sign in again"),

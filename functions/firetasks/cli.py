@@ -24,9 +24,10 @@ from google.cloud import firestore
 from firetasks import client_rules, db, operations, queries
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
-from firetasks.queries import BadRequest, TaskFilter
+from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
+from firetasks.queries import TaskFilter
 from firetasks.registry import HandlerRegistry
-from firetasks.task import IllegalTransition, State
+from firetasks.task import State
 
 COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25)]
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client = firestore.Client(project=args.project or _default_project(),
                                   database=args.queue.database)
         return args.run(client, args)
-    except (BadRequest, IllegalTransition, operations.TaskNotFound) as exc:
+    except (BadRequest, IllegalTransition, TaskNotFound) as exc:
         print(f"firetasks: {exc}", file=sys.stderr)
         return 2
     except (auth_exceptions.DefaultCredentialsError, api_exceptions.GoogleAPIError) as exc:
@@ -130,7 +131,7 @@ def run_list(client: firestore.Client, args: argparse.Namespace) -> int:
 def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
     snapshot = queries.task_ref(client, args.queue, args.path).get()
     if not snapshot.exists:
-        raise operations.TaskNotFound(f"no task at {args.path}")
+        raise TaskNotFound(f"no task at {args.path}")
     task = queries.detail(snapshot)
     if args.json:
         _print_json(task)
@@ -161,7 +162,8 @@ def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
             raise BadRequest("give task paths, or filters (e.g. --action), or --dry-run first")
         matches = queries.matching(client, args.queue, where, cap=10_000)
         refs = [snapshot.reference for snapshot in matches]
-        listed = {snapshot.reference.path: db.version_of(snapshot) for snapshot in matches}
+        listed = {snapshot.reference.path: db.as_version(snapshot.update_time)
+                  for snapshot in matches}
     if args.dry_run:
         _report([{"path": ref.path, "would": "retry"} for ref in refs], args.json)
         return 0
@@ -252,7 +254,7 @@ def _act(refs: list[Any], action: Any, as_json: bool) -> int:
     for ref in refs:
         try:
             outcomes.append({"path": ref.path, **action(ref)})
-        except (IllegalTransition, operations.TaskNotFound) as exc:
+        except (IllegalTransition, TaskNotFound) as exc:
             outcomes.append({"path": ref.path, "error": str(exc)})
             failed = True
     _report(outcomes, as_json)

@@ -21,11 +21,12 @@ from google.cloud import firestore
 from werkzeug.exceptions import HTTPException
 
 from firetasks import db, operations, queries
-from firetasks.access import Denied, admin_from_header
+from firetasks.access import admin_from_header
 from firetasks.audit import Actor, recent
 from firetasks.config import TaskQueue
-from firetasks.queries import BadRequest, TaskFilter
-from firetasks.task import IllegalTransition, State
+from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
+from firetasks.queries import TaskFilter
+from firetasks.task import State
 
 STATIC = Path(__file__).with_name("dashboard_static")
 ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css"}
@@ -156,7 +157,7 @@ def create_app(queue: TaskQueue) -> flask.Flask:
         for snapshot in matches:
             try:
                 operations.retry(snapshot.reference, actor=actor,
-                                 if_version=db.version_of(snapshot))
+                                 if_version=db.as_version(snapshot.update_time))
                 retried.append(snapshot.reference.path)
             except IllegalTransition:  # it moved on since the count: leave it
                 continue
@@ -178,8 +179,8 @@ def create_app(queue: TaskQueue) -> flask.Flask:
     def bad_request(exc: BadRequest) -> flask.Response:
         return error(400, str(exc))
 
-    @app.errorhandler(operations.TaskNotFound)
-    def not_found(exc: operations.TaskNotFound) -> flask.Response:
+    @app.errorhandler(TaskNotFound)
+    def not_found(exc: TaskNotFound) -> flask.Response:
         return error(404, str(exc))
 
     @app.errorhandler(IllegalTransition)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+from typing import Any
 
 import firebase_admin
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
-from google.cloud.firestore import DocumentReference, DocumentSnapshot
+from google.cloud.firestore import DocumentReference
 
 DEFAULT_DATABASE = "(default)"
 
@@ -31,10 +32,9 @@ def client(database: str = DEFAULT_DATABASE) -> firestore.Client:
     return firestore.Client(project=app().project_id, database=database)
 
 
-def version_of(snapshot: DocumentSnapshot) -> DatetimeWithNanoseconds:
-    """A snapshot's version, its update time to the nanosecond. A `get` and a query give it as
-    different types (api-core's or proto-plus' datetime, or a protobuf Timestamp)."""
-    stamp = snapshot.update_time
+def as_version(stamp: Any) -> DatetimeWithNanoseconds:
+    """A document's version, its update time to the nanosecond, as one type: a `get` and a query
+    give it as different ones (api-core's or proto-plus' datetime, or a protobuf Timestamp)."""
     if hasattr(stamp, "ToDatetime"):
         return DatetimeWithNanoseconds.from_timestamp_pb(stamp)
     return DatetimeWithNanoseconds(

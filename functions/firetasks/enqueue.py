@@ -10,11 +10,9 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import db
 from firetasks.config import DEFAULT_COLLECTIONS
+from firetasks.store import FirestoreStore
 from firetasks.task import State, validate
-
-MAX_BATCH_WRITES = 500  # Firestore's limit on the writes of one batch or transaction
 
 
 @dataclass(frozen=True)
@@ -52,10 +50,8 @@ def create_with_tasks(
     collection: str = DEFAULT_COLLECTIONS[0],
 ) -> list[DocumentReference]:
     """Create `parent` (failing if it exists) and its tasks atomically: all of them or none."""
-    batch, refs = _batch_of_tasks(parent, tasks, other_writes=1, collection=collection)
-    batch.create(parent, dict(fields))
-    batch.commit()
-    return refs
+    documents = [task.document() for task in tasks]  # validate them all before writing any
+    return FirestoreStore().create(parent, documents, collection, parent_fields=fields)
 
 
 def add_tasks(
@@ -65,25 +61,5 @@ def add_tasks(
     collection: str = DEFAULT_COLLECTIONS[0],
 ) -> list[DocumentReference]:
     """Add tasks under `parent` (which need not exist) atomically."""
-    batch, refs = _batch_of_tasks(parent, tasks, collection=collection)
-    batch.commit()
-    return refs
-
-
-def _batch_of_tasks(
-    parent: DocumentReference,
-    tasks: Iterable[NewTask],
-    other_writes: int = 0,
-    collection: str = DEFAULT_COLLECTIONS[0],
-) -> tuple[firestore.WriteBatch, list[DocumentReference]]:
     documents = [task.document() for task in tasks]  # validate them all before writing any
-    if len(documents) + other_writes > MAX_BATCH_WRITES:
-        raise ValueError(
-            f"{len(documents)} tasks do not fit one atomic batch "
-            f"(at most {MAX_BATCH_WRITES - other_writes})"
-        )
-    batch = db.client_of(parent).batch()
-    refs = [parent.collection(collection).document() for _ in documents]
-    for ref, document in zip(refs, documents, strict=True):
-        batch.create(ref, document)
-    return batch, refs
+    return FirestoreStore().create(parent, documents, collection)

@@ -5,7 +5,11 @@ processor acts only on a task that is due, and claims it with a write that is co
 very version of the document it saw. A duplicate or stale delivery finds a newer version and loses
 the claim; so does a second invocation racing for the same event, and so does a cancel that came
 first. The final write is conditional on the claim's own version; if the task changed meanwhile (a
-cancel request), a transaction re-checks that this invocation still owns the attempt.
+cancel request), it is read again and written conditionally on that version, as long as this
+invocation still owns the attempt.
+
+The processor decides; its store (firetasks.store) reads and writes. The functions below the class
+are the decisions themselves: pure, and unit-tested without Firestore.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from firebase_functions import firestore_fn, logger
-from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 from firetasks import db
+from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
+from firetasks.errors import PermanentError, RetryAfter
+from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
-from firetasks.retry import DEFAULT_RETRY, PermanentError, RetryAfter, RetryPolicy
+from firetasks.retry import DEFAULT_RETRY, RetryPolicy
+from firetasks.store import FirestoreStore, TaskStore
 from firetasks.task import (
     TRIGGER_STATES,
     WAKE_STATES,
@@ -37,6 +44,7 @@ from firetasks.task import (
 from firetasks.wakeup import WAIT_LIMIT, CloudTasksWaker, Waker
 
 HISTORY_LIMIT = 20  # attempts kept in `history`: far below Firestore's 1 MiB per document
+FINISH_TRIES = 5  # re-reads of a task that changed while running before its outcome is dropped
 
 TaskEvent = firestore_fn.Event[firestore_fn.Change[DocumentSnapshot | None]]
 
@@ -44,9 +52,17 @@ TaskEvent = firestore_fn.Event[firestore_fn.Change[DocumentSnapshot | None]]
 class TaskProcessor:
     """Runs the handlers of one queue for the task documents of its triggers."""
 
-    def __init__(self, queue: TaskQueue, waker: Waker | None = None) -> None:
+    def __init__(
+        self,
+        queue: TaskQueue,
+        waker: Waker | None = None,
+        store: TaskStore | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.queue = queue
         self.waker = waker or CloudTasksWaker()
+        self.store = store or FirestoreStore()
+        self.clock = clock
 
     @property
     def registry(self) -> HandlerRegistry:
@@ -55,120 +71,95 @@ class TaskProcessor:
     def on_write(self, event: TaskEvent) -> None:
         """The Firestore trigger: act on a `scheduled` task, log a deleted one."""
         ref = db.client(event.database).document(event.document)
-        after = event.data.after
-        if after is None or not after.exists:
-            before = event.data.before
-            fields = (before.to_dict() if before is not None else None) or {}
-            logger.info("skip processing deleted task", **_describe(ref, fields))
+        record = TaskRecord.from_snapshot(event.data.after)
+        if record is None:
+            before = TaskRecord.from_snapshot(event.data.before)
+            context = before.describe() if before else {"taskId": ref.id, "path": ref.path}
+            logger.info("skip processing deleted task", **context)
             return
-        self.process(ref, after.to_dict() or {}, after.update_time, TRIGGER_STATES,
-                     created=after.create_time)
+        self.process(record, TRIGGER_STATES)
 
     def wake(self, ref: DocumentReference) -> None:
         """A wake-up from Cloud Tasks or the sweeper: run the task if it is (about to be) due."""
-        snapshot = ref.get()
-        if not snapshot.exists:
+        record = self.store.read(ref)
+        if record is None:
             logger.info("skip wake-up, task deleted", taskId=ref.id, path=ref.path)
             return
-        fields = snapshot.to_dict() or {}
-        state, run_at = fields.get("state"), fields.get("runAt")
-        if is_state(state) and state in WAKE_STATES and isinstance(run_at, datetime.datetime):
-            wait = (run_at - _now()).total_seconds()
+        run_at = record.run_at
+        if is_state(record.state) and record.state in WAKE_STATES and run_at is not None:
+            wait = (run_at - self.clock()).total_seconds()
             if wait > WAIT_LIMIT:
                 self.waker.wake_at(ref, run_at)
                 return
             if wait > 0:  # only where wake-ups come early: the emulator's Cloud Tasks
                 time.sleep(wait)
-        self.process(ref, fields, snapshot.update_time, WAKE_STATES,
-                     created=snapshot.create_time)
+        self.process(record, WAKE_STATES)
 
-    def process(
-        self,
-        ref: DocumentReference,
-        fields: dict[str, Any],
-        version: Any,
-        states: Iterable[State] = TRIGGER_STATES,
-        created: Any = None,
-    ) -> None:
-        """Act on one version of a task document (`version` is its update time).
+    def process(self, record: TaskRecord, states: Iterable[State] = TRIGGER_STATES) -> None:
+        """Act on one version of a task document.
 
         A task written without `createdAt` gets the document's creation time with the processor's
         first write: lists and stats order by it.
         """
-        context = _describe(ref, fields)
-        stamp = {} if "createdAt" in fields or created is None else {
-            "createdAt": _as_datetime(created)}
-        state = fields.get("state")
-        if is_state(state) and state not in states:
-            logger.debug(f"skip processing {state} task", **context)
+        context = record.describe()
+        stamp = {} if "createdAt" in record.fields or record.created is None else {
+            "createdAt": record.created}
+        if is_state(record.state) and record.state not in states:
+            logger.debug(f"skip processing {record.state} task", **context)
             return
-        found = problems(fields)
+        found = problems(record.fields)
         if found:
             logger.warn("invalid task", problems=found, **context)
             error = {"type": "InvalidTask", "message": "; ".join(found)}
-            _write_if_unchanged(ref, version, _ended(State.FAILED, error=error) | stamp, context)
+            self._write_if_unchanged(record, ended(State.FAILED, error=error) | stamp, context)
             return
-        if fields.get("cancelRequested"):
-            _write_if_unchanged(ref, version, _ended(State.CANCELLED) | stamp, context)
+        if record.cancel_requested:
+            self._write_if_unchanged(record, ended(State.CANCELLED) | stamp, context)
             return
-        registration = self.registry.lookup(fields["type"], fields["action"])
+        registration = self.registry.lookup(record.type, record.action)
         if registration is None:
             logger.info("skip processing task, no handler exists", **context)
             return
-        run_at = fields.get("runAt")
-        if run_at is not None and run_at > _now():
+        run_at = record.run_at
+        if run_at is not None and run_at > self.clock():
             logger.info("task not due yet", runAt=run_at.isoformat(), **context)
-            self.waker.wake_at(ref, run_at)
+            self.waker.wake_at(record.ref, run_at)
             return
-        self._run(ref, fields, version, registration, context, stamp)
+        self._run(record, registration, context, stamp)
 
     def _run(
         self,
-        ref: DocumentReference,
-        fields: dict[str, Any],
-        version: Any,
+        record: TaskRecord,
         registration: Registration,
         context: dict[str, Any],
         stamp: dict[str, Any],
     ) -> None:
-        attempt = fields.get("attempts", 0) + 1
-        # Moving a task to `scheduled` starts a fresh attempt budget; `retrying` continues it.
-        retrying = fields["state"] == State.RETRYING
-        retry_base = fields.get("retryBase", 0) if retrying else attempt - 1
-        started = _now()
-        claim = {
-            "state": State.RUNNING.value,
-            "attempts": attempt,
-            "retryBase": retry_base,
-            "startedAt": firestore.SERVER_TIMESTAMP,
-            "updatedAt": firestore.SERVER_TIMESTAMP,
-            "leaseExpiresAt": started + (registration.lease or self.queue.lease),
-            "finishedAt": firestore.DELETE_FIELD,
-            "result": firestore.DELETE_FIELD,
-            "error": firestore.DELETE_FIELD,
-        } | stamp
-        claimed = _write_if_unchanged(ref, version, claim, context)
+        started = self.clock()
+        claim = claim_fields(record, started, registration.lease or self.queue.lease) | stamp
+        claimed = self._write_if_unchanged(record, claim, context)
         if claimed is None:
             return
+        attempt = claim["attempts"]
         context.update(state=State.RUNNING.value, attempt=attempt)
-        task = Task(ref=ref, type=fields["type"], action=fields["action"],
-                    data=fields["data"], attempt=attempt)
+        task = Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
+                    attempt=attempt)
         logger.info("start processing task", **context)
         try:
-            outcome = _ended(State.COMPLETED, result=_json_result(registration.handler(task)))
+            outcome = ended(State.COMPLETED, result=json_result(registration.handler(task)))
         except Exception as exc:  # a handler's failure belongs in the task, not in the function
             logger.error("error processing task", error=repr(exc), **context)
             outcome = after_failure(
-                fields | {"retryBase": retry_base}, attempt, _error(exc), registration.retry,
-                permanent=isinstance(exc, PermanentError),
+                record.max_attempts, attempt - claim["retryBase"], error_of(exc),
+                registration.retry, self.clock(), permanent=isinstance(exc, PermanentError),
                 delay=exc.seconds if isinstance(exc, RetryAfter) else None,
             )
-        context["durationMs"] = round((_now() - started).total_seconds() * 1000, 1)
-        outcome["history"] = _history(fields, attempt, started, outcome)
-        final = self._finish(ref, claimed, attempt, outcome, context)
+        finished = self.clock()
+        context["durationMs"] = round((finished - started).total_seconds() * 1000, 1)
+        outcome["history"] = history(record.history, attempt, started, finished, outcome)
+        final = self._finish(record.ref, claimed, attempt, outcome, context)
         if final is not None:
             logger.info("end processing task", outcome=final["state"], **context)
-            self._wake_if_retrying(ref, final)
+            self._wake_if_retrying(record.ref, final)
 
     def _finish(
         self,
@@ -180,90 +171,161 @@ class TaskProcessor:
     ) -> dict[str, Any] | None:
         """Write the attempt's outcome if this invocation still owns it; what was written."""
         check_transition(State.RUNNING, State(outcome["state"]))
-        try:
-            ref.update(outcome, option=_unchanged_since(claimed))
+        if self.store.write_if_unchanged(ref, claimed, outcome) is not None:
             return outcome
-        except exceptions.NotFound:
-            logger.warn("task deleted while running", **context)
-            return None
-        except exceptions.FailedPrecondition:
-            pass  # changed while running: still ours, with a cancel request, or no longer ours
-
-        @firestore.transactional
-        def finish_changed(transaction: firestore.Transaction) -> dict[str, Any] | None:
-            snapshot = ref.get(transaction=transaction)
-            current = snapshot.to_dict() if snapshot.exists else None
+        for _ in range(FINISH_TRIES):  # changed while running: a cancel request, or not ours
+            current = self.store.read(ref)
             if current is None:
                 logger.warn("task deleted while running", **context)
                 return None
-            if current.get("state") != State.RUNNING or current.get("attempts") != attempt:
+            if current.state != State.RUNNING or current.attempts != attempt:
                 logger.warn("attempt no longer owned, outcome dropped",
-                            currentState=current.get("state"), **context)
+                            currentState=current.state, **context)
                 return None
-            final = _honour_cancel(current, outcome)
+            final = honour_cancel(current.cancel_requested, outcome)
             check_transition(State.RUNNING, State(final["state"]))
-            transaction.update(ref, final | {"cancelRequested": firestore.DELETE_FIELD})
-            return final
+            changes = final | {"cancelRequested": firestore.DELETE_FIELD}
+            if self.store.write_if_unchanged(ref, current.version, changes) is not None:
+                return final
+        logger.error("outcome dropped: the task kept changing", **context)
+        return None
 
-        return finish_changed(db.client_of(ref).transaction())
-
-    def expire(self, snapshot: DocumentSnapshot) -> dict[str, Any] | None:
+    def expire(self, record: TaskRecord) -> dict[str, Any] | None:
         """End a `running` attempt whose lease expired (its invocation died); what was written."""
-        fields = snapshot.to_dict() or {}
-        context = _describe(snapshot.reference, fields)
-        registration = self.registry.lookup(str(fields.get("type")), str(fields.get("action")))
-        attempt = fields.get("attempts", 0)
-        lease = fields.get("leaseExpiresAt")
+        context = record.describe()
+        registration = self.registry.lookup(record.type, record.action)
+        lease = record.fields.get("leaseExpiresAt")
         error = {
             "type": "LeaseExpired",
-            "message": f"attempt {attempt} did not finish before its lease expired at "
+            "message": f"attempt {record.attempts} did not finish before its lease expired at "
                        f"{lease.isoformat() if lease else '?'}: the function crashed, timed out "
                        "or was redeployed",
         }
-        outcome = after_failure(fields, attempt, error,
-                                registration.retry if registration else DEFAULT_RETRY)
-        started = fields.get("startedAt") or lease or _now()
-        outcome = _honour_cancel(fields, outcome) | {
-            "history": _history(fields, attempt, started, outcome)
+        now = self.clock()
+        outcome = after_failure(record.max_attempts, record.attempts - record.retry_base, error,
+                                registration.retry if registration else DEFAULT_RETRY, now)
+        started = record.fields.get("startedAt") or lease or now
+        outcome = honour_cancel(record.cancel_requested, outcome) | {
+            "history": history(record.history, record.attempts, started, now, outcome)
         }
-        if _write_if_unchanged(snapshot.reference, snapshot.update_time, outcome, context) is None:
+        if self._write_if_unchanged(record, outcome, context) is None:
             return None
         logger.warn("lease expired", outcome=outcome["state"], **context)
-        self._wake_if_retrying(snapshot.reference, outcome)
+        self._wake_if_retrying(record.ref, outcome)
         return outcome
+
+    def _write_if_unchanged(
+        self, record: TaskRecord, fields: dict[str, Any], context: dict[str, Any]
+    ) -> Any | None:
+        """Update the task only if it is still at the record's version; the new version, or None
+        if it was not. An invalid document's unknown state may only become `failed`."""
+        old = record.state
+        check_transition(old if is_state(old) else State.SCHEDULED, State(fields["state"]))
+        version = self.store.write_if_unchanged(record.ref, record.version, fields)
+        if version is None:
+            logger.info("skip processing task, changed by another write", **context)
+        return version
 
     def _wake_if_retrying(self, ref: DocumentReference, written: dict[str, Any]) -> None:
         if written["state"] == State.RETRYING:
             self.waker.wake_at(ref, written["runAt"])
 
 
+def claim_fields(
+    record: TaskRecord, started: datetime.datetime, lease: datetime.timedelta
+) -> dict[str, Any]:
+    """The claim of a due task: `running`, one more attempt, a lease. Moving a task to
+    `scheduled` starts a fresh attempt budget; `retrying` continues it."""
+    attempt = record.attempts + 1
+    return {
+        "state": State.RUNNING.value,
+        "attempts": attempt,
+        "retryBase": record.retry_base if record.state == State.RETRYING else attempt - 1,
+        "startedAt": firestore.SERVER_TIMESTAMP,
+        "updatedAt": firestore.SERVER_TIMESTAMP,
+        "leaseExpiresAt": started + lease,
+        "finishedAt": firestore.DELETE_FIELD,
+        "result": firestore.DELETE_FIELD,
+        "error": firestore.DELETE_FIELD,
+    }
+
+
 def after_failure(
-    fields: dict[str, Any],
-    attempt: int,
+    max_attempts: int | None,
+    used: int,
     error: dict[str, str],
     policy: RetryPolicy,
+    now: datetime.datetime,
     *,
     permanent: bool = False,
     delay: float | None = None,
 ) -> dict[str, Any]:
-    """The fields that end a failed attempt: `retrying` if the budget allows, else `failed`."""
-    max_attempts = fields.get("maxAttempts") or policy.max_attempts
-    used = attempt - fields.get("retryBase", 0)
-    if permanent or used >= max_attempts:
-        return _ended(State.FAILED, error=error)
+    """The fields that end a failed attempt, the `used`-th of the task's budget: `retrying` if
+    the budget (the task's `max_attempts`, else the policy's) allows, else `failed`."""
+    if permanent or used >= (max_attempts or policy.max_attempts):
+        return ended(State.FAILED, error=error)
     seconds = policy.delay(used) if delay is None else max(0.0, delay)
-    return _ended(State.RETRYING, error=error) | {
-        "runAt": _now() + datetime.timedelta(seconds=seconds)
+    return ended(State.RETRYING, error=error) | {
+        "runAt": now + datetime.timedelta(seconds=seconds)
     }
 
 
-def _honour_cancel(current: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+def honour_cancel(cancel_requested: bool, outcome: dict[str, Any]) -> dict[str, Any]:
     """A cancel requested while running ends the task `cancelled` unless the attempt completed."""
-    if not current.get("cancelRequested") or outcome["state"] == State.COMPLETED:
+    if not cancel_requested or outcome["state"] == State.COMPLETED:
         return outcome
     cancelled = {key: value for key, value in outcome.items() if key != "runAt"}
     return cancelled | {"state": State.CANCELLED.value, "finishedAt": firestore.SERVER_TIMESTAMP,
                         "cancelRequested": firestore.DELETE_FIELD}
+
+
+def ended(
+    state: State, *, result: Any = None, error: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The fields that end an attempt (or, for an invalid task, the task) in `state`."""
+    fields: dict[str, Any] = {
+        "state": state.value,
+        "updatedAt": firestore.SERVER_TIMESTAMP,
+        "leaseExpiresAt": firestore.DELETE_FIELD,
+    }
+    if state != State.RETRYING:
+        fields["finishedAt"] = firestore.SERVER_TIMESTAMP
+    if result is not None:
+        fields["result"] = result
+    if error is not None:
+        fields["error"] = error
+    return fields
+
+
+def history(
+    previous: list[dict[str, Any]],
+    attempt: int,
+    started: datetime.datetime,
+    finished: datetime.datetime,
+    outcome: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The task's `history` with this attempt appended, the last HISTORY_LIMIT kept."""
+    entry = {
+        "attempt": attempt,
+        "startedAt": started,
+        "finishedAt": finished,
+        "outcome": outcome["state"],
+        "error": outcome.get("error"),
+    }
+    return [*previous[-(HISTORY_LIMIT - 1):], entry]
+
+
+def json_result(value: Any) -> Any:
+    """The handler's return value, if it is JSON-able (what a task document can hold)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"handler returned a value that is not JSON-able: {exc}") from exc
+    return value
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc) or repr(exc)}
 
 
 def task_trigger(
@@ -289,90 +351,3 @@ def task_trigger(
 
     trigger.__name__ = trigger.__qualname__ = name
     return firestore_fn.on_document_written(document=document, **options)(trigger)
-
-
-def _ended(state: State, *, result: Any = None, error: dict[str, str] | None = None) -> dict:
-    fields: dict[str, Any] = {
-        "state": state.value,
-        "updatedAt": firestore.SERVER_TIMESTAMP,
-        "leaseExpiresAt": firestore.DELETE_FIELD,
-    }
-    if state != State.RETRYING:
-        fields["finishedAt"] = firestore.SERVER_TIMESTAMP
-    if result is not None:
-        fields["result"] = result
-    if error is not None:
-        fields["error"] = error
-    return fields
-
-
-def _history(
-    fields: dict[str, Any], attempt: int, started: datetime.datetime, outcome: dict[str, Any]
-) -> list[dict[str, Any]]:
-    entry = {
-        "attempt": attempt,
-        "startedAt": started,
-        "finishedAt": _now(),
-        "outcome": outcome["state"],
-        "error": outcome.get("error"),
-    }
-    return [*(fields.get("history") or [])[-(HISTORY_LIMIT - 1):], entry]
-
-
-def _unchanged_since(version: Any) -> Any:
-    """A precondition: the document's update time is still `version`."""
-    return firestore.Client.write_option(last_update_time=version)
-
-
-def _write_if_unchanged(
-    ref: DocumentReference, version: Any, fields: dict[str, Any], context: dict[str, Any]
-) -> datetime.datetime | None:
-    """Update the task only if it is still at `version`; the new version, or None if it was not.
-
-    `context["state"]` is the state at `version`; an invalid document's unknown state may only
-    become `failed`.
-    """
-    old = context["state"]
-    check_transition(old if is_state(old) else State.SCHEDULED, State(fields["state"]))
-    try:
-        result = ref.update(fields, option=_unchanged_since(version))
-    except (exceptions.FailedPrecondition, exceptions.NotFound):
-        logger.info("skip processing task, changed by another write", **context)
-        return None
-    return result.update_time
-
-
-def _as_datetime(timestamp: Any) -> datetime.datetime:
-    """A snapshot's create time, which is a protobuf Timestamp or already a datetime."""
-    if isinstance(timestamp, datetime.datetime):
-        return timestamp
-    return timestamp.ToDatetime(tzinfo=datetime.UTC)
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _json_result(value: Any) -> Any:
-    """The handler's return value, if it is JSON-able (what a task document can hold)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"handler returned a value that is not JSON-able: {exc}") from exc
-    return value
-
-
-def _error(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc) or repr(exc)}
-
-
-def _describe(ref: DocumentReference, fields: dict[str, Any]) -> dict[str, Any]:
-    """The structured log fields that identify a task."""
-    return {
-        "taskId": ref.id,
-        "path": ref.path,
-        "type": fields.get("type"),
-        "action": fields.get("action"),
-        "state": fields.get("state"),
-        "attempt": fields.get("attempts", 0),
-    }

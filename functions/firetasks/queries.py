@@ -14,14 +14,11 @@ from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 from firetasks import db
 from firetasks.config import TaskQueue
+from firetasks.errors import BadRequest
 from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
 WAITING = [State.SCHEDULED.value, State.RETRYING.value]
-
-
-class BadRequest(ValueError):
-    """A filter, path or cursor that cannot be used; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,7 @@ def summary(snapshot: DocumentSnapshot) -> dict[str, Any]:
 
 def version_text(snapshot: DocumentSnapshot) -> str:
     """The snapshot's version (its update time, to the nanosecond): what an operator saw."""
-    return db.version_of(snapshot).rfc3339()
+    return db.as_version(snapshot.update_time).rfc3339()
 
 
 def parse_version(text: object) -> datetime.datetime:

@@ -34,6 +34,7 @@ from google.cloud import firestore
 
 from firetasks import db
 from firetasks.processor import TaskProcessor
+from firetasks.record import TaskRecord
 from firetasks.task import State
 
 STALE_AFTER = datetime.timedelta(minutes=2)  # far beyond a trigger's usual delivery delay
@@ -67,7 +68,8 @@ def sweep(
         tasks = client.collection_group(collection)
         for snapshot in _pages(_where(tasks, State.RUNNING, "leaseExpiresAt", now), report,
                                deadline):
-            if processor.expire(snapshot) is not None:
+            record = TaskRecord.from_snapshot(snapshot)
+            if record is not None and processor.expire(record) is not None:
                 report.expired += 1
         for snapshot in _pages(_where(tasks, State.RETRYING, "runAt", stale), report, deadline):
             if processor.waker.wake_at(snapshot.reference, now):

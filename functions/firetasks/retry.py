@@ -1,21 +1,9 @@
-"""Retry policies, and the exceptions a handler raises to steer them."""
+"""Retry policies: how often and how soon a failed attempt is tried again."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-
-
-class PermanentError(Exception):
-    """Raised by a handler when trying again cannot help: the task fails at once."""
-
-
-class RetryAfter(Exception):
-    """Raised by a handler to retry after `seconds` (e.g. a provider's rate-limit answer)."""
-
-    def __init__(self, seconds: float, message: str = "") -> None:
-        super().__init__(message or f"retry after {seconds:g} s")
-        self.seconds = seconds
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.errors import IllegalTransition, InvalidTask
 
 
 class State(StrEnum):
@@ -42,10 +43,6 @@ WAKE_STATES = frozenset({State.SCHEDULED, State.RETRYING})
 FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 
 
-class IllegalTransition(ValueError):
-    pass
-
-
 def is_state(value: object) -> bool:
     """True for one of the States' strings (and safe for any value a document may hold)."""
     return isinstance(value, str) and value in TRANSITIONS
@@ -73,14 +70,6 @@ MAX_TASK_BYTES = 900 * 1024
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 TYPE_PATTERN = re.compile(_NAME)
 ACTION_PATTERN = re.compile(rf"{_NAME}(\.{_NAME})*")
-
-
-class InvalidTask(ValueError):
-    """A task document that cannot be run as written; the message lists every problem found."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 def problems(fields: Mapping[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ from firetasks import (
     operations,
     task_trigger,
 )
-from firetasks.task import IllegalTransition
+from firetasks.errors import IllegalTransition
 from tests.firestore_events import written_event
 from tests.support import mails_for, task_fields
 

@@ -15,6 +15,7 @@ from google.cloud import firestore
 
 import main
 from firetasks import NewTask, add_tasks, operations, sweep
+from firetasks.errors import TaskChanged
 from firetasks.recovery import STALE_AFTER
 from tests.support import probe_runs, task_fields, wait_for_state, wait_until
 
@@ -178,7 +179,7 @@ def test_concurrent_retries_of_what_one_operator_saw_have_exactly_one_winner(db,
         start.wait()
         try:
             return operations.retry(task, if_version=seen.update_time)["after"]
-        except operations.TaskChanged:
+        except TaskChanged:
             return "changed"
 
     with ThreadPoolExecutor(8) as pool:
@@ -186,7 +187,7 @@ def test_concurrent_retries_of_what_one_operator_saw_have_exactly_one_winner(db,
     assert outcomes == {"scheduled": 1, "changed": 7}
     assert wait_for_state(task, ("failed",))["attempts"] == 2
     assert probe_runs(db, task) == [1, 2]  # the winner's attempt ran once; no loser's ran
-    with pytest.raises(operations.TaskChanged, match="changed since it was shown"):
+    with pytest.raises(TaskChanged, match="changed since it was shown"):
         operations.retry(task, if_version=seen.update_time)  # a click on the stale page
 
 

@@ -1,0 +1,92 @@
+"""A task as read: one version of its document, with typed access to the fields the processor,
+the sweeper and operators decide on (after `task.problems` found none wrong)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud.firestore import DocumentReference, DocumentSnapshot
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    ref: DocumentReference
+    fields: Mapping[str, Any]  # the document as stored, possibly malformed
+    version: Any  # its update time: what a conditional write names
+    created: datetime.datetime | None = None  # the document's creation time
+
+    @classmethod
+    def from_snapshot(cls, snapshot: DocumentSnapshot | None) -> TaskRecord | None:
+        """The record of a snapshot, None for a missing (or deleted) document."""
+        if snapshot is None or not snapshot.exists:
+            return None
+        return cls(snapshot.reference, snapshot.to_dict() or {}, snapshot.update_time,
+                   _as_datetime(snapshot.create_time))
+
+    @property
+    def path(self) -> str:
+        return self.ref.path
+
+    @property
+    def state(self) -> object:
+        """The `state` field as stored: check it with `task.is_state` before trusting it."""
+        return self.fields.get("state")
+
+    @property
+    def type(self) -> str:
+        return str(self.fields.get("type"))
+
+    @property
+    def action(self) -> str:
+        return str(self.fields.get("action"))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.fields.get("data") or {})
+
+    @property
+    def attempts(self) -> int:
+        return int(self.fields.get("attempts") or 0)
+
+    @property
+    def retry_base(self) -> int:
+        """`attempts` when the task was last `scheduled`: its attempt budget counts from here."""
+        return int(self.fields.get("retryBase") or 0)
+
+    @property
+    def max_attempts(self) -> int | None:
+        return self.fields.get("maxAttempts")
+
+    @property
+    def run_at(self) -> datetime.datetime | None:
+        value = self.fields.get("runAt")
+        return value if isinstance(value, datetime.datetime) else None
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.fields.get("cancelRequested") is True
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return list(self.fields.get("history") or [])
+
+    def describe(self) -> dict[str, Any]:
+        """The structured log fields that identify the task."""
+        return {
+            "taskId": self.ref.id,
+            "path": self.path,
+            "type": self.fields.get("type"),
+            "action": self.fields.get("action"),
+            "state": self.state,
+            "attempt": self.fields.get("attempts", 0),
+        }
+
+
+def _as_datetime(timestamp: Any) -> datetime.datetime | None:
+    """A create time, which is a protobuf Timestamp or already a datetime."""
+    if timestamp is None or isinstance(timestamp, datetime.datetime):
+        return timestamp
+    return timestamp.ToDatetime(tzinfo=datetime.UTC)
