@@ -21,7 +21,7 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import client_rules, db, operations, queries
+from firetasks import client_rules, operations, queries
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
@@ -74,7 +74,9 @@ def parser() -> argparse.ArgumentParser:
     retry.add_argument("paths", nargs="*")
     _filters(retry, states=False)
     retry.add_argument("--max-attempts", type=int, help="attempt budget for the retry")
-    retry.add_argument("--dry-run", action="store_true", help="only list what would be retried")
+    retry.add_argument("--dry-run", action="store_true", help="only count what would be retried")
+    retry.add_argument("--confirm", type=int, metavar="N",
+                       help="retry the failed tasks that match if there are still N (as counted)")
     retry.set_defaults(run=run_retry)
 
     cancel = commands.add_parser("cancel", help="cancel waiting tasks; running ones stop "
@@ -153,23 +155,32 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
 
 
 def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
-    listed: dict[str, Any] = {}  # the version each task had when listed: retry only that
     if args.paths:
         refs = [queries.task_ref(client, args.queue, path) for path in args.paths]
+        return _act(refs, lambda ref: operations.retry(
+            ref, max_attempts=args.max_attempts, actor=_actor()), args.json)
+    where = _filter_of(args, state=State.FAILED.value)
+    if where == TaskFilter(state=State.FAILED.value):
+        raise BadRequest("give task paths, or filters (e.g. --action) to retry failed tasks")
+    confirm = None if args.dry_run else args.confirm
+    done = operations.bulk_retry(client, args.queue, where, confirm=confirm, actor=_actor(),
+                                 max_attempts=args.max_attempts)
+    if args.json:
+        _print_json(done)
+    elif confirm is None:
+        for path in done["paths"]:
+            print(f"{path}: would retry")
+        print(f"{done['count']} failed task(s) match"
+              f"{'' if done['count'] <= len(done['paths']) else ' (the first shown)'}")
     else:
-        where = _filter_of(args, state=State.FAILED.value)
-        if where == TaskFilter(state=State.FAILED.value) and not args.dry_run:
-            raise BadRequest("give task paths, or filters (e.g. --action), or --dry-run first")
-        matches = queries.matching(client, args.queue, where, cap=10_000)
-        refs = [snapshot.reference for snapshot in matches]
-        listed = {snapshot.reference.path: db.as_version(snapshot.update_time)
-                  for snapshot in matches}
-    if args.dry_run:
-        _report([{"path": ref.path, "would": "retry"} for ref in refs], args.json)
-        return 0
-    return _act(refs, lambda ref: operations.retry(
-        ref, max_attempts=args.max_attempts, actor=_actor(), if_version=listed.get(ref.path)),
-        args.json)
+        for path in done["paths"]:
+            print(f"{path}: failed -> scheduled")
+        print(f"{done['retried']} of {done['count']} task(s) retried")
+    if confirm is None and not args.dry_run:
+        print(f"firetasks: to retry them, run again with --confirm {done['count']}",
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:

@@ -26,14 +26,12 @@ from firetasks.audit import Actor, recent
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
 from firetasks.queries import TaskFilter
-from firetasks.task import State
 
 STATIC = Path(__file__).with_name("dashboard_static")
 ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css"}
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 CSRF_HEADER = "X-Firetasks-CSRF"
-BULK_LIMIT = 500
 
 
 def auth_origin(service: str) -> str:
@@ -139,29 +137,17 @@ def create_app(queue: TaskQueue) -> flask.Flask:
     @app.post("/api/bulk-retry")
     def bulk_retry() -> flask.Response:
         """`{filters, dryRun: true}` counts the failed tasks that match; `{filters, confirm: n}`
-        retries them if there are still exactly n (at most BULK_LIMIT per call)."""
+        retries them if there are still exactly n (operations.BULK_LIMIT at most)."""
         actor = admin()
         body = json_body()
-        filters = dict(body.get("filters") or {}) | {"state": State.FAILED.value}
-        matches = queries.matching(client(), queue, TaskFilter.parse(filters, queue),
-                                   BULK_LIMIT + 1)
-        if len(matches) > BULK_LIMIT:
-            raise BadRequest(f"more than {BULK_LIMIT} tasks match; narrow the filter")
-        if body.get("dryRun"):
-            return flask.jsonify({"count": len(matches),
-                                  "paths": [m.reference.path for m in matches[:20]]})
-        if body.get("confirm") != len(matches):
-            return error(409, f"{len(matches)} tasks match now, not {body.get('confirm')}: "
-                              "count again before confirming")
-        retried = []
-        for snapshot in matches:
-            try:
-                operations.retry(snapshot.reference, actor=actor,
-                                 if_version=db.as_version(snapshot.update_time))
-                retried.append(snapshot.reference.path)
-            except IllegalTransition:  # it moved on since the count: leave it
-                continue
-        return flask.jsonify({"retried": len(retried), "paths": retried})
+        where = TaskFilter.parse(dict(body.get("filters") or {}), queue)
+        confirm = None if body.get("dryRun") else body.get("confirm")
+        if not (confirm is None or isinstance(confirm, int)) or confirm is True:
+            raise BadRequest("confirm must be the count a dry run returned")
+        if confirm is None and not body.get("dryRun"):
+            raise BadRequest("send {filters, dryRun: true} first, then {filters, confirm: n}")
+        return flask.jsonify(operations.bulk_retry(client(), queue, where, confirm=confirm,
+                                                   actor=actor))
 
     @app.get("/api/audit")
     def audit_log() -> flask.Response:

@@ -9,6 +9,7 @@ since is TaskChanged too.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable
 from typing import Any
@@ -16,9 +17,11 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import audit, db
+from firetasks import audit, db, queries
 from firetasks.audit import Actor
-from firetasks.errors import TaskChanged, TaskNotFound
+from firetasks.config import TaskQueue
+from firetasks.errors import BadRequest, IllegalTransition, TaskChanged, TaskNotFound
+from firetasks.queries import TaskFilter
 from firetasks.store import FirestoreStore, TaskStore
 from firetasks.task import MAX_ATTEMPTS_LIMIT, State, check_transition
 
@@ -64,6 +67,42 @@ def cancel(
         }
 
     return _transition(ref, plan, "cancel", actor, if_state, if_version, store)
+
+
+BULK_LIMIT = 500  # tasks per bulk retry: a page of the dashboard, well inside a function's time
+
+
+def bulk_retry(
+    client: firestore.Client,
+    queue: TaskQueue,
+    where: TaskFilter,
+    *,
+    confirm: int | None,
+    actor: Actor | None = None,
+    max_attempts: int | None = None,
+) -> dict[str, Any]:
+    """The failed tasks matching `where`, for the dashboard and the CLI alike. With `confirm`
+    None, counts them (and names up to 20). With `confirm` equal to their count now, retries each
+    at the version counted, skipping any that moved on meanwhile. Raises BadRequest beyond
+    BULK_LIMIT and TaskChanged when the count changed since the operator saw it."""
+    where = dataclasses.replace(where, state=State.FAILED.value)
+    matches = queries.matching(client, queue, where, BULK_LIMIT + 1)
+    if len(matches) > BULK_LIMIT:
+        raise BadRequest(f"more than {BULK_LIMIT} tasks match; narrow the filter")
+    if confirm is None:
+        return {"count": len(matches), "paths": [m.reference.path for m in matches[:20]]}
+    if confirm != len(matches):
+        raise TaskChanged(f"{len(matches)} tasks match now, not {confirm}: count again before "
+                          "confirming")
+    retried = []
+    for snapshot in matches:
+        try:
+            retry(snapshot.reference, max_attempts=max_attempts, actor=actor,
+                  if_version=db.as_version(snapshot.update_time))
+        except IllegalTransition:  # it moved on since the count: leave it
+            continue
+        retried.append(snapshot.reference.path)
+    return {"count": len(matches), "retried": len(retried), "paths": retried}
 
 
 Plan = Callable[[object], tuple[State, dict[str, Any]]]

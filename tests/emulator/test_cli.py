@@ -78,11 +78,19 @@ def test_retry_a_task_by_path_and_the_audit_names_the_cli(capsys, db, failed_tas
 
 def test_bulk_retry_by_filter_with_a_dry_run_first(capsys, failed_task, uid):
     code, out, _ = run(capsys, "retry", "--parent", uid, "--dry-run")
-    assert (code, out.splitlines()) == (0, [f"{failed_task.path}: would retry", "1 task(s)"])
+    assert (code, out.splitlines()) == (
+        0, [f"{failed_task.path}: would retry", "1 failed task(s) match"])
+    code, _, err = run(capsys, "retry", "--parent", uid, "--action", "permanent")
+    assert code == 2
+    assert "run again with --confirm 1" in err
     assert failed_task.get().get("state") == "failed"
-    code, out, _ = run(capsys, "--json", "retry", "--parent", uid, "--action", "permanent")
+    code, _, err = run(capsys, "retry", "--parent", uid, "--confirm", "2")
+    assert code == 2
+    assert "1 tasks match now, not 2" in err
+    assert failed_task.get().get("state") == "failed"
+    code, out, _ = run(capsys, "--json", "retry", "--parent", uid, "--confirm", "1")
     assert code == 0
-    assert json.loads(out) == [{"path": failed_task.path, "before": "failed", "after": "scheduled"}]
+    assert json.loads(out) == {"count": 1, "retried": 1, "paths": [failed_task.path]}
 
 
 def test_cancel_says_when_the_state_machine_forbids_it(capsys, failed_task):
