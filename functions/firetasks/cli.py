@@ -25,6 +25,7 @@ from firetasks import client_rules, operations, queries
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
+from firetasks.indexes import index_config, merged
 from firetasks.queries import TaskFilter
 from firetasks.registry import HandlerRegistry
 from firetasks.task import State
@@ -96,6 +97,15 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--check", metavar="RULES_FILE",
                         help="exit 1 if this file's function differs from the registry's")
     rules.set_defaults(run=run_rules, offline=True)
+
+    indexes = commands.add_parser("indexes", help="the Firestore indexes of the queue's "
+                                                  "collections (firestore.indexes.json)")
+    target = indexes.add_mutually_exclusive_group()
+    target.add_argument("--write", metavar="INDEXES_FILE",
+                        help="replace the queue's collections' entries in this file")
+    target.add_argument("--check", metavar="INDEXES_FILE",
+                        help="exit 1 if this file's entries differ from the queue's")
+    indexes.set_defaults(run=run_indexes, offline=True)
     return root
 
 
@@ -226,6 +236,29 @@ def run_rules(client: firestore.Client | None, args: argparse.Namespace) -> int:
         return 0
     path.write_text(updated)
     print(f"wrote the {client_rules.FUNCTION} function of {args.handlers} to {path}")
+    return 0
+
+
+def run_indexes(client: firestore.Client | None, args: argparse.Namespace) -> int:
+    queue = _queue(args.queue)
+    if not (args.write or args.check):
+        _print_json(index_config(queue))
+        return 0
+    path = Path(args.write or args.check)
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"{path}: {exc}") from exc
+    updated = merged(existing, queue)
+    if args.check:
+        if updated != existing:
+            print(f"{path} lacks or differs from the indexes of {', '.join(queue.collections)}: "
+                  f"run `firetasks indexes --write {path}`", file=sys.stderr)
+            return 1
+        print(f"{path} has the indexes of {', '.join(queue.collections)}")
+        return 0
+    path.write_text(json.dumps(updated, indent=2) + "\n")
+    print(f"wrote the indexes of {', '.join(queue.collections)} to {path}")
     return 0
 
 

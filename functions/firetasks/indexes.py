@@ -1,0 +1,58 @@
+"""The Firestore indexes a queue's queries need, for each of its tasks collections: the sweeper's
+candidate ranges, the stats, and the task lists under the common filters (newest first). Free-form
+fields are exempt from indexing. `firetasks indexes` prints them or writes them into
+firestore.indexes.json, where a test checks them against main.py's queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firetasks.config import TaskQueue
+
+ASC, DESC = "ASCENDING", "DESCENDING"
+GROUP, COLLECTION = "COLLECTION_GROUP", "COLLECTION"
+COMPOSITE = [  # (scope, fields and their orders)
+    (GROUP, [("state", ASC), ("leaseExpiresAt", ASC)]),  # the sweeper: expired leases
+    (GROUP, [("state", ASC), ("runAt", ASC)]),  # ... overdue retries, scheduled tasks by runAt
+    (GROUP, [("state", ASC), ("createdAt", ASC)]),  # ... scheduled tasks by createdAt; oldest
+    (GROUP, [("state", ASC), ("finishedAt", ASC)]),  # stats: recent failures
+    (GROUP, [("state", ASC), ("createdAt", DESC)]),  # lists, newest first
+    (GROUP, [("type", ASC), ("createdAt", DESC)]),
+    (GROUP, [("action", ASC), ("createdAt", DESC)]),
+    (GROUP, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
+    (GROUP, [("state", ASC), ("type", ASC), ("createdAt", DESC)]),
+    (GROUP, [("state", ASC), ("action", ASC), ("createdAt", DESC)]),
+    (GROUP, [("state", ASC), ("type", ASC), ("action", ASC), ("createdAt", DESC)]),
+    (COLLECTION, [("state", ASC), ("createdAt", DESC)]),  # one parent's tasks
+    (COLLECTION, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
+]
+SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC]}
+NOT_INDEXED = ["data", "result", "error", "history"]  # free-form, often large, never queried
+
+
+def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
+    """The `indexes` and `fieldOverrides` of firestore.indexes.json for the queue's collections."""
+    indexes, overrides = [], []
+    for collection in queue.collections:
+        indexes += [{"collectionGroup": collection, "queryScope": scope,
+                     "fields": [{"fieldPath": path, "order": order} for path, order in fields]}
+                    for scope, fields in COMPOSITE]
+        overrides += [{"collectionGroup": collection, "fieldPath": path,
+                       "indexes": [{"order": order, "queryScope": scope}
+                                   for order in orders for scope in (COLLECTION, GROUP)]}
+                      for path, orders in SINGLE_FIELD.items()]
+        overrides += [{"collectionGroup": collection, "fieldPath": path, "indexes": []}
+                      for path in NOT_INDEXED]
+    return {"indexes": indexes, "fieldOverrides": overrides}
+
+
+def merged(existing: dict[str, Any], queue: TaskQueue) -> dict[str, Any]:
+    """An indexes file with the queue's collections' entries replaced by index_config's, and
+    everyone else's kept."""
+    ours = set(queue.collections)
+    config = index_config(queue)
+    return existing | {
+        key: [entry for entry in existing.get(key, []) if entry["collectionGroup"] not in ours]
+        + config[key]
+        for key in ("indexes", "fieldOverrides")
+    }
