@@ -13,6 +13,7 @@ from firetasks import (
     wake_trigger,
 )
 from firetasks.dashboard import dashboard_trigger
+from firetasks.trigger_options import RuntimeOptions
 from shop import handlers
 
 options.set_global_options(region="us-central1")
@@ -33,7 +34,7 @@ TIMEOUT_SEC = 300
 queue = TaskQueue(registry, collections=("tasks", "jobs"), timeout_sec=TIMEOUT_SEC,
                   parent_alias="orders")
 processor = TaskProcessor(queue)
-PROCESSING = {
+PROCESSING: RuntimeOptions = {
     "timeout_sec": TIMEOUT_SEC,
     "memory": options.MemoryOption.MB_256,
     "max_instances": 100,

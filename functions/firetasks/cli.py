@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
@@ -36,12 +36,13 @@ COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        # `run`: the command's run_* function (its parser's default), which returns the status
         if getattr(args, "offline", False):
-            return args.run(None, args)
+            return cast(int, args.run(None, args))
         args.queue = _queue(args.queue)
         client = firestore.Client(project=args.project or _default_project(),
                                   database=args.queue.database)
-        return args.run(client, args)
+        return cast(int, args.run(client, args))
     except (BadRequest, IllegalTransition, TaskNotFound) as exc:
         print(f"firetasks: {exc}", file=sys.stderr)
         return 2
@@ -285,7 +286,7 @@ def _import(module: str) -> Any:
 
 def _registry(module: str) -> HandlerRegistry:
     try:
-        registry = _import(module).registry
+        registry: HandlerRegistry = _import(module).registry
     except (ImportError, AttributeError) as exc:
         raise BadRequest(f"--handlers {module}: not an importable module with a `registry` "
                          f"({exc})") from exc

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime
 import os
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import flask
 from firebase_functions import https_fn
@@ -26,6 +27,7 @@ from firetasks.audit import Actor, recent
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
 from firetasks.queries import TaskFilter
+from firetasks.trigger_options import DashboardTriggerOptions
 
 STATIC = Path(__file__).with_name("dashboard_static")
 ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css"}
@@ -206,8 +208,8 @@ def secured(response: flask.Response) -> flask.Response:
 
 
 def dashboard_trigger(
-    queue: TaskQueue, *, name: str = "dashboard", **options: Any
-) -> Any:
+    queue: TaskQueue, *, name: str = "dashboard", **options: Unpack[DashboardTriggerOptions]
+) -> Callable[[flask.Request], flask.Response]:
     """The HTTPS function serving the dashboard; assign it to `name` in main.py."""
     app = create_app(queue)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any
+from typing import Any, cast
 
 import firebase_admin
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
@@ -36,15 +36,16 @@ def as_version(stamp: Any) -> DatetimeWithNanoseconds:
     """A document's version, its update time to the nanosecond, as one type: a `get` and a query
     give it as different ones (api-core's or proto-plus' datetime, or a protobuf Timestamp)."""
     if hasattr(stamp, "ToDatetime"):
-        return DatetimeWithNanoseconds.from_timestamp_pb(stamp)
+        return cast(DatetimeWithNanoseconds, DatetimeWithNanoseconds.from_timestamp_pb(stamp))
     return DatetimeWithNanoseconds(
         *stamp.timetuple()[:6], nanosecond=getattr(stamp, "nanosecond", stamp.microsecond * 1000),
         tzinfo=stamp.tzinfo or datetime.UTC)
 
 
 def client_of(ref: DocumentReference) -> firestore.Client:
-    return ref._client  # DocumentReference has no public accessor for its client
+    # DocumentReference has no public accessor for its client (and its attribute no type)
+    return cast(firestore.Client, ref._client)
 
 
 def database_of(ref: DocumentReference) -> str:
-    return client_of(ref)._database
+    return cast(str, client_of(ref)._database)

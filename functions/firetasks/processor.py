@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, Unpack
 
 from firebase_functions import firestore_fn, logger
+from firebase_functions.core import Change
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
@@ -41,12 +42,13 @@ from firetasks.task import (
     is_state,
     problems,
 )
+from firetasks.trigger_options import TaskTriggerOptions
 from firetasks.wakeup import WAIT_LIMIT, CloudTasksWaker, Waker
 
 HISTORY_LIMIT = 20  # attempts kept in `history`: far below Firestore's 1 MiB per document
 FINISH_TRIES = 5  # re-reads of a task that changed while running before its outcome is dropped
 
-TaskEvent = firestore_fn.Event[firestore_fn.Change[DocumentSnapshot | None]]
+TaskEvent = firestore_fn.Event[Change[DocumentSnapshot[DocumentReference] | None]]
 
 
 class TaskProcessor:
@@ -95,7 +97,7 @@ class TaskProcessor:
                 time.sleep(wait)
         self.process(record, WAKE_STATES)
 
-    def process(self, record: TaskRecord, states: Iterable[State] = TRIGGER_STATES) -> None:
+    def process(self, record: TaskRecord, states: Collection[State] = TRIGGER_STATES) -> None:
         """Act on one version of a task document.
 
         A task written without `createdAt` gets the document's creation time with the processor's
@@ -330,8 +332,8 @@ def error_of(exc: BaseException) -> dict[str, str]:
 
 def task_trigger(
     processor: TaskProcessor, *, name: str, collection: str | None = None,
-    document: str | None = None, **options: Any
-) -> Any:
+    document: str | None = None, **options: Unpack[TaskTriggerOptions]
+) -> Callable[[TaskEvent], None]:
     """A Cloud Function named `name` that processes the tasks of one of the queue's collections
     (the first by default) under any top-level parent, or at `document`, a path pattern whose
     last collection is one of the queue's (`invoices/{invoiceId}/jobs/{taskId}`).

@@ -6,7 +6,7 @@ import base64
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
@@ -37,7 +37,8 @@ class TaskFilter:
         unknown = set(params) - set(FILTERS)
         if unknown:
             raise BadRequest(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        values = {key: (str(value).strip() or None) for key, value in params.items()}
+        values: dict[str, Any] = {key: (str(value).strip() or None)
+                                  for key, value in params.items()}
         if values.get("state") and not is_state(values["state"]):
             raise BadRequest(f"state must be one of {', '.join(State)}")
         if values.get("type") and not TYPE_PATTERN.fullmatch(values["type"]):
@@ -90,7 +91,7 @@ def list_tasks(
     *,
     limit: int = 25,
     cursor: str | None = None,
-) -> tuple[list[DocumentSnapshot], str | None]:
+) -> tuple[list[DocumentSnapshot[DocumentReference]], str | None]:
     """A page of tasks, newest first, and the cursor of the next page (None on the last)."""
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be from 1 to {MAX_PAGE}")
@@ -109,12 +110,14 @@ def list_tasks(
 
 def matching(
     client: firestore.Client, queue: TaskQueue, where: TaskFilter, cap: int
-) -> list[DocumentSnapshot]:
+) -> list[DocumentSnapshot[DocumentReference]]:
     """Up to `cap` tasks that match, for bulk actions."""
     return list(_query(client, queue, where).limit(cap).stream())
 
 
-def stats(client: firestore.Client, queue: TaskQueue, now: datetime.datetime) -> dict:
+def stats(
+    client: firestore.Client, queue: TaskQueue, now: datetime.datetime
+) -> dict[str, Any]:
     """Counts by state and by handler, recent failures, and the oldest waiting task, over all the
     queue's tasks collections."""
     groups = [client.collection_group(collection) for collection in queue.collections]
@@ -151,33 +154,33 @@ def stats(client: firestore.Client, queue: TaskQueue, now: datetime.datetime) ->
     }
 
 
-def summary(snapshot: DocumentSnapshot) -> dict[str, Any]:
+def summary(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any]:
     """A task as a row of a list."""
     fields = snapshot.to_dict() or {}
-    return jsonable({
+    return cast(dict[str, Any], jsonable({
         "path": snapshot.reference.path,
         "version": version_text(snapshot),
         "parent": snapshot.reference.parent.parent.path if snapshot.reference.parent.parent
         else None,
         **{key: fields.get(key) for key in (
             "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error")},
-    })
+    }))
 
 
-def version_text(snapshot: DocumentSnapshot) -> str:
+def version_text(snapshot: DocumentSnapshot[DocumentReference]) -> str:
     """The snapshot's version (its update time, to the nanosecond): what an operator saw."""
-    return db.as_version(snapshot.update_time).rfc3339()
+    return cast(str, db.as_version(snapshot.update_time).rfc3339())  # api-core: unannotated
 
 
 def parse_version(text: object) -> datetime.datetime:
     """A version from version_text(); raises BadRequest."""
     try:
-        return DatetimeWithNanoseconds.from_rfc3339(str(text))
+        return cast(datetime.datetime, DatetimeWithNanoseconds.from_rfc3339(str(text)))
     except ValueError as exc:
         raise BadRequest(f"version must be a task version this API returned, got {text!r}") from exc
 
 
-def detail(snapshot: DocumentSnapshot) -> dict[str, Any]:
+def detail(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any]:
     """A task with all its fields."""
     return summary(snapshot) | {"fields": jsonable(snapshot.to_dict() or {})}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
@@ -19,7 +19,9 @@ class TaskRecord:
     created: datetime.datetime | None = None  # the document's creation time
 
     @classmethod
-    def from_snapshot(cls, snapshot: DocumentSnapshot | None) -> TaskRecord | None:
+    def from_snapshot(
+        cls, snapshot: DocumentSnapshot[DocumentReference] | None
+    ) -> TaskRecord | None:
         """The record of a snapshot, None for a missing (or deleted) document."""
         if snapshot is None or not snapshot.exists:
             return None
@@ -28,7 +30,7 @@ class TaskRecord:
 
     @property
     def path(self) -> str:
-        return self.ref.path
+        return cast(str, self.ref.path)  # google-cloud-firestore leaves it unannotated
 
     @property
     def state(self) -> object:
@@ -89,4 +91,4 @@ def _as_datetime(timestamp: Any) -> datetime.datetime | None:
     """A create time, which is a protobuf Timestamp or already a datetime."""
     if timestamp is None or isinstance(timestamp, datetime.datetime):
         return timestamp
-    return timestamp.ToDatetime(tzinfo=datetime.UTC)
+    return cast(datetime.datetime, timestamp.ToDatetime(tzinfo=datetime.UTC))

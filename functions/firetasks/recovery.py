@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack, cast
 
+import flask
 from firebase_functions import logger, scheduler_fn
 from google.cloud import firestore
 
@@ -36,6 +37,7 @@ from firetasks import db
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
 from firetasks.task import State
+from firetasks.trigger_options import SweepTriggerOptions
 
 STALE_AFTER = datetime.timedelta(minutes=2)  # far beyond a trigger's usual delivery delay
 PAGE = 300  # documents per query page
@@ -126,7 +128,7 @@ def _where(
 
 def _pages(
     query: Any, report: SweepReport, deadline: float
-) -> Iterator[firestore.DocumentSnapshot]:
+) -> Iterator[firestore.DocumentSnapshot[firestore.DocumentReference]]:
     """Every document of `query`, a page at a time, until the deadline passes."""
     while True:
         if time.monotonic() > deadline:
@@ -141,12 +143,19 @@ def _pages(
 
 
 def sweep_trigger(
-    processor: TaskProcessor, *, name: str, schedule: str = "every 1 minutes", **options: Any
-) -> Any:
+    processor: TaskProcessor,
+    *,
+    name: str,
+    schedule: str = "every 1 minutes",
+    **options: Unpack[SweepTriggerOptions],
+) -> Callable[[flask.Request], flask.Response]:
     """The scheduled function that sweeps; assign it to `name` in main.py."""
 
     def run(event: scheduler_fn.ScheduledEvent) -> None:
         sweep(processor, db.client(processor.queue.database))
 
     run.__name__ = run.__qualname__ = name
-    return scheduler_fn.on_schedule(schedule=schedule, **options)(run)
+    # firebase-functions declares the decorator's result a flask.Response; it is the function
+    # that takes Cloud Scheduler's request and returns one (scheduler_fn.on_schedule_wrapped).
+    return cast(Callable[[flask.Request], flask.Response],
+                scheduler_fn.on_schedule(schedule=schedule, **options)(run))

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
@@ -43,7 +43,7 @@ WAKE_STATES = frozenset({State.SCHEDULED, State.RETRYING})
 FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 
 
-def is_state(value: object) -> bool:
+def is_state(value: object) -> TypeGuard[str]:
     """True for one of the States' strings (and safe for any value a document may hold)."""
     return isinstance(value, str) and value in TRANSITIONS
 
@@ -164,11 +164,11 @@ class Task:
 
     @property
     def id(self) -> str:
-        return self.ref.id
+        return cast(str, self.ref.id)  # google-cloud-firestore leaves these unannotated
 
     @property
     def path(self) -> str:
-        return self.ref.path
+        return cast(str, self.ref.path)
 
     @property
     def client(self) -> firestore.Client:
@@ -178,7 +178,7 @@ class Task:
     @property
     def parent(self) -> DocumentReference | None:
         """The document that owns the tasks subcollection (e.g. the order), None at the root."""
-        return self.ref.parent.parent
+        return cast(DocumentReference | None, self.ref.parent.parent)
 
     @property
     def name(self) -> str:

@@ -10,13 +10,16 @@ dispatch, and enqueues itself again beyond that. In production the wait is about
 from __future__ import annotations
 
 import datetime
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, Unpack, cast
 
+import flask
 from firebase_admin import functions
-from firebase_functions import logger, tasks_fn
+from firebase_functions import https_fn, logger, tasks_fn
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.trigger_options import WakeTriggerOptions
 
 WAKE_FUNCTION = "wakeTasks"  # also the Cloud Tasks queue id: letters, digits and hyphens only
 WAIT_LIMIT = 30.0  # seconds; well below the wake function's timeout
@@ -52,10 +55,12 @@ class Wakeable(Protocol):
     def wake(self, ref: DocumentReference) -> None: ...
 
 
-def wake_trigger(processor: Wakeable, *, name: str = WAKE_FUNCTION, **options: Any) -> Any:
+def wake_trigger(
+    processor: Wakeable, *, name: str = WAKE_FUNCTION, **options: Unpack[WakeTriggerOptions]
+) -> Callable[[flask.Request], flask.Response]:
     """The task-queue function that receives wake-ups; assign it to `name` in main.py."""
 
-    def wake(request: tasks_fn.CallableRequest) -> None:
+    def wake(request: https_fn.CallableRequest[Any]) -> None:
         data = request.data if isinstance(request.data, dict) else {}
         try:
             ref = db.client(data.get("database", db.DEFAULT_DATABASE)).document(data["path"])
@@ -65,4 +70,7 @@ def wake_trigger(processor: Wakeable, *, name: str = WAKE_FUNCTION, **options: A
         processor.wake(ref)
 
     wake.__name__ = wake.__qualname__ = name
-    return tasks_fn.on_task_dispatched(**options)(wake)
+    # firebase-functions declares the decorator's result a flask.Response; it is the function
+    # that takes the task's request and returns one (tasks_fn.on_task_dispatched_wrapped).
+    return cast(Callable[[flask.Request], flask.Response],
+                tasks_fn.on_task_dispatched(**options)(wake))
