@@ -84,6 +84,8 @@ def create_app(queue: TaskQueue) -> flask.Flask:
             "tokenUrl": auth_origin("securetoken") + "/v1/token",
             "apiKey": os.environ.get("FIRETASKS_WEB_API_KEY", "emulator-api-key"),
             "adminClaim": queue.admin_claim,
+            "collections": list(queue.collections),
+            "parentAlias": queue.parent_alias,
         })
 
     @app.get("/api/stats")

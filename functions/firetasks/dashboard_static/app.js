@@ -144,6 +144,7 @@ function applyFilters(chosen) {
   for (const name of ["state", "type", "action", "parent", "since", "until"]) {
     form.elements[name].value = chosen[name] || "";
   }
+  form.elements.collection.value = chosen.collection || config.collections[0];
   filters = formFilters();
   loadTasks(true).catch((error) => say(error.message));
 }
@@ -177,7 +178,7 @@ async function openTask(path) {
   $("#detail-parent").textContent = task.parent ? `all tasks of ${task.parent}` : "";
   $("#detail-parent").onclick = (event) => {
     event.preventDefault();
-    applyFilters({ parent: task.parent });
+    applyFilters({ parent: task.parent, collection: task.path.split("/").slice(-2)[0] });
   };
   const facts = [["type.action", `${fields.type}.${fields.action}`], ["state", fields.state],
     ["attempts", fields.attempts ?? 0], ["created", when(fields.createdAt)],
@@ -247,6 +248,11 @@ async function main() {
   $("#claim").textContent = config.adminClaim;
   const select = $("#filters").elements.state;
   for (const state of STATES) select.append(el("option", state));
+  const collections = $("#filters").elements.collection;
+  for (const name of config.collections) collections.append(el("option", name));
+  if (config.parentAlias) {
+    $("#filters").elements.parent.placeholder = `p-1 or ${config.parentAlias}/p-1`;
+  }
   $("#sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
