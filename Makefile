@@ -3,8 +3,13 @@ VENV := functions/venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
 EMULATORS := $(PY) tools/emulators.py
+# A team's own Firebase project that installs firetasks as its README says (see its tests).
+EXAMPLE := examples/library-app
+EXAMPLE_VENV := $(EXAMPLE)/functions/venv
+# Its tests in its own emulator suite (its firebase.json and project), with its venv and pytest.ini.
+EXAMPLE_TEST = $(EMULATORS) --dir $(EXAMPLE) exec "functions/venv/bin/python -m pytest"
 
-.PHONY: install dev test test-repeat lint bench chromium
+.PHONY: install dev test unit test-example test-repeat lint bench chromium
 
 install: node_modules/.install.stamp $(VENV)/.install.stamp chromium
 
@@ -18,10 +23,30 @@ node_modules/.install.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt requirements-typecheck.txt \
+		pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# The example consumes firetasks as a wheel vendored in its functions folder (a deploy uploads that
+# folder and pip-installs its requirements.txt there), rebuilt when the library changes (the
+# folders' times cover added and removed files). Its venv is where the Functions emulator looks;
+# pip runs in the functions folder, as the cloud build does.
+LIBRARY := functions/firetasks functions/firetasks/dashboard_static \
+	$(wildcard functions/firetasks/*.py functions/firetasks/dashboard_static/*)
+$(EXAMPLE_VENV)/.install.stamp: $(VENV)/.install.stamp pyproject.toml $(LIBRARY) \
+		$(EXAMPLE)/functions/requirements.txt requirements-dev.txt
+	rm -rf build $(EXAMPLE)/functions/vendor
+	cd $(EXAMPLE) && $(CURDIR)/$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps \
+		-w functions/vendor $(CURDIR)
+	rm -rf build
+	test -x $(EXAMPLE_VENV)/bin/python || $(PYTHON) -m venv $(EXAMPLE_VENV)
+	cd $(EXAMPLE)/functions && \
+		venv/bin/python -m pip uninstall --quiet --yes firetasks 2>/dev/null; \
+		venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+		"$$(grep '^pytest==' $(CURDIR)/requirements-dev.txt)"
 	touch $@
 
 dev: install
@@ -29,11 +54,20 @@ dev: install
 
 lint: install
 	$(VENV)/bin/ruff check
+	$(VENV)/bin/mypy --config-file mypy.ini
+
+# The pure and in-memory tests (tests/unit): no Java, no emulators, seconds.
+unit: $(VENV)/.install.stamp
+	$(PY) -m pytest tests/unit
 
 # tests/lifecycle starts and stops emulator suites of its own (other ports), so it runs outside.
-test: lint
+test: lint $(EXAMPLE_VENV)/.install.stamp
 	FIRETASKS_TESTING=1 $(EMULATORS) exec "$(PY) -m pytest --ignore=tests/lifecycle $(PYTEST_ARGS)"
+	$(EXAMPLE_TEST)
 	$(PY) -m pytest tests/lifecycle
+
+test-example: $(EXAMPLE_VENV)/.install.stamp
+	$(EXAMPLE_TEST)
 
 # `make test-repeat N=5`: `make test` N times in a row, up to the first failure (flaky tests).
 N ?= 3

@@ -73,7 +73,7 @@ class TaskProcessor:
     def on_write(self, event: TaskEvent) -> None:
         """The Firestore trigger: act on a `scheduled` task, log a deleted one."""
         ref = db.client(event.database).document(event.document)
-        record = TaskRecord.from_snapshot(event.data.after)
+        record = TaskRecord.from_snapshot(event.data.after, ref)
         if record is None:
             before = TaskRecord.from_snapshot(event.data.before)
             context = before.describe() if before else {"taskId": ref.id, "path": ref.path}

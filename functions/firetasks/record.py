@@ -20,12 +20,16 @@ class TaskRecord:
 
     @classmethod
     def from_snapshot(
-        cls, snapshot: DocumentSnapshot[DocumentReference] | None
+        cls,
+        snapshot: DocumentSnapshot[DocumentReference] | None,
+        ref: DocumentReference | None = None,
     ) -> TaskRecord | None:
-        """The record of a snapshot, None for a missing (or deleted) document."""
+        """The record of a snapshot, None for a missing (or deleted) document. `ref` replaces the
+        snapshot's own reference: a trigger event's snapshots come with a client of their own,
+        and the processor writes through the shared one (firetasks.db)."""
         if snapshot is None or not snapshot.exists:
             return None
-        return cls(snapshot.reference, snapshot.to_dict() or {}, snapshot.update_time,
+        return cls(ref or snapshot.reference, snapshot.to_dict() or {}, snapshot.update_time,
                    _as_datetime(snapshot.create_time))
 
     @property
