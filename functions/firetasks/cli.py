@@ -13,7 +13,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -222,22 +222,8 @@ def run_rules(client: firestore.Client | None, args: argparse.Namespace) -> int:
     if not (args.write or args.check):
         print(client_rules.rules_function(registry, indent=""))
         return 0
-    path = Path(args.write or args.check)
-    try:
-        text = path.read_text()
-        updated = client_rules.with_function(text, registry)
-    except (OSError, ValueError) as exc:
-        raise BadRequest(f"{path}: {exc}") from exc
-    if args.check:
-        if updated != text:
-            print(f"{path} differs from the registry of {args.handlers}: run `firetasks rules "
-                  f"--handlers {args.handlers} --write {path}`", file=sys.stderr)
-            return 1
-        print(f"{path} matches the registry of {args.handlers}")
-        return 0
-    path.write_text(updated)
-    print(f"wrote the {client_rules.FUNCTION} function of {args.handlers} to {path}")
-    return 0
+    return _generated(args, f"the {client_rules.FUNCTION} function of {args.handlers}",
+                      lambda text: client_rules.with_function(text, registry))
 
 
 def run_indexes(client: firestore.Client | None, args: argparse.Namespace) -> int:
@@ -245,21 +231,28 @@ def run_indexes(client: firestore.Client | None, args: argparse.Namespace) -> in
     if not (args.write or args.check):
         _print_json(index_config(queue))
         return 0
+    return _generated(args, f"the indexes of {', '.join(queue.collections)}",
+                      lambda text: json.dumps(merged(json.loads(text), queue), indent=2) + "\n")
+
+
+def _generated(args: argparse.Namespace, what: str, update: Callable[[str], str]) -> int:
+    """`--write FILE` or `--check FILE` of a generated part: `update` turns the file's text into
+    the text it should have."""
     path = Path(args.write or args.check)
     try:
-        existing = json.loads(path.read_text())
+        text = path.read_text()
+        updated = update(text)
     except (OSError, ValueError) as exc:
         raise BadRequest(f"{path}: {exc}") from exc
-    updated = merged(existing, queue)
     if args.check:
-        if updated != existing:
-            print(f"{path} lacks or differs from the indexes of {', '.join(queue.collections)}: "
-                  f"run `firetasks indexes --write {path}`", file=sys.stderr)
+        if updated != text:
+            print(f"{path} lacks or differs from {what}: run the same command with --write "
+                  f"{path}", file=sys.stderr)
             return 1
-        print(f"{path} has the indexes of {', '.join(queue.collections)}")
+        print(f"{path} has {what}")
         return 0
-    path.write_text(json.dumps(updated, indent=2) + "\n")
-    print(f"wrote the indexes of {', '.join(queue.collections)} to {path}")
+    path.write_text(updated)
+    print(f"wrote {what} to {path}")
     return 0
 
 
