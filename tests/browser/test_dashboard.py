@@ -4,15 +4,20 @@ README's screenshots."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from firebase_admin import auth
 from google.cloud import firestore
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from firetasks import db as firetasks_db
 from shop.orders import create_order
-from tests.support import dashboard_url, wait_for_state
+from tests.support import dashboard_url, wait_for_state, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -118,3 +123,52 @@ def test_task_data_never_runs_as_code(browser, db, uid, people):
     expect(page.locator("#detail-data")).to_contain_text("<script>window.__xss=2</script>")
     assert page.evaluate("window.__xss") is None
     assert page.locator("#tasks img, #detail img, #tasks script, #detail script").count() == 0
+
+
+def operator(uid: str):
+    """A new admin of the Auth emulator (revoking it leaves the shared `people` alone)."""
+    email, password = f"op-{uid}@example.com", f"pw-{uid}"
+    user = auth.create_user(email=email, password=password, app=firetasks_db.app())
+    auth.set_custom_user_claims(user.uid, {"admin": True}, app=firetasks_db.app())
+    return user, SimpleNamespace(email=email, password=password)
+
+
+def test_an_expired_session_is_renewed_without_signing_in_again(browser, uid):
+    _, person = operator(uid)
+    page = signed_in(browser, person)
+    expect(page.locator("#app")).to_be_visible()
+    # The one mock here: firebase-admin does not check an emulator token's expiry, so the API's
+    # answer to an expired token is played once; the refresh and the retried call are real.
+    calls = []
+
+    def expire_once(route):
+        calls.append(route.request.headers.get("authorization"))
+        if len(calls) > 1:
+            route.continue_()
+            return
+        route.fulfill(status=401, content_type="application/json",
+                      body=json.dumps({"error": "your session expired: sign in again",
+                                       "reason": "expired"}))
+
+    page.route("**/api/stats", expire_once)
+    with page.expect_request("**/securetoken.googleapis.com/v1/token**"):
+        page.reload()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#message")).not_to_contain_text("expired")
+    assert len(calls) >= 2  # the call was made again, with the refreshed token, and answered
+    token = page.evaluate("sessionStorage.getItem('firetasks.token')")
+    assert calls[1] == f"Bearer {token}"
+
+
+def test_a_revoked_operator_is_asked_to_sign_in_again_and_told_why(browser, uid):
+    user, person = operator(uid)
+    page = signed_in(browser, person)
+    expect(page.locator("#app")).to_be_visible()
+    token = page.evaluate("sessionStorage.getItem('firetasks.token')")
+    issued = auth.verify_id_token(token, app=firetasks_db.app())["iat"]
+    wait_until(lambda: time.time() >= issued + 1, what="the next second")  # revocation: seconds
+    auth.revoke_refresh_tokens(user.uid, app=firetasks_db.app())
+    page.reload()
+    expect(page.locator("#message")).to_contain_text("your session was ended")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
