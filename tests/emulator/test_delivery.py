@@ -4,7 +4,6 @@ with CloudEvents built like Firestore's, for tasks in a subcollection the real t
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from firetasks import (
     task_trigger,
 )
 from firetasks.errors import IllegalTransition
+from firetasks.testing import RecordingWaker  # keeps wake-ups: these tests deliver by hand
 from tests.firestore_events import written_event
 from tests.support import mails_for, task_fields
 
@@ -33,18 +33,6 @@ def order(db, uid):
     order = db.document(f"orders/{uid}")
     order.set({"email": "ada@example.com", "status": "created"})
     return order
-
-
-class RecordingWaker:
-    """Keeps wake-ups in memory: these tests deliver them themselves (Cloud Tasks is tested with
-    the real trigger in test_reliability.py)."""
-
-    def __init__(self) -> None:
-        self.wakeups: list[tuple[str, datetime.datetime]] = []
-
-    def wake_at(self, ref, at: datetime.datetime) -> bool:
-        self.wakeups.append((ref.path, at))
-        return True
 
 
 @pytest.fixture
