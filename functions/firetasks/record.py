@@ -10,6 +10,8 @@ from typing import Any, cast
 
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
+from firetasks import db
+
 
 @dataclass(frozen=True)
 class TaskRecord:
@@ -29,8 +31,9 @@ class TaskRecord:
         and the processor writes through the shared one (firetasks.db)."""
         if snapshot is None or not snapshot.exists:
             return None
+        created = snapshot.create_time
         return cls(ref or snapshot.reference, snapshot.to_dict() or {}, snapshot.update_time,
-                   _as_datetime(snapshot.create_time))
+                   None if created is None else db.as_version(created))
 
     @property
     def path(self) -> str:
@@ -90,9 +93,3 @@ class TaskRecord:
             "attempt": self.fields.get("attempts", 0),
         }
 
-
-def _as_datetime(timestamp: Any) -> datetime.datetime | None:
-    """A create time, which is a protobuf Timestamp or already a datetime."""
-    if timestamp is None or isinstance(timestamp, datetime.datetime):
-        return timestamp
-    return cast(datetime.datetime, timestamp.ToDatetime(tzinfo=datetime.UTC))
