@@ -1,10 +1,13 @@
-"""Throughput, latency and cost per task: firetasks beside the source design's naive processor.
+"""Throughput, latency and cost per task: firetasks' claim and atomic modes beside the source
+design's naive processor.
 
 Run by `make bench` inside the emulator suite, with FIRETASKS_TESTING=1 (the baseline function and
 the workloads) and FIRETASKS_METER_FILE (each invocation's Firestore reads and writes, counted by
-functions/testing/meter.py). Both systems run the same handlers, in the same run, one after the
-other; each writes its tasks in batches of one parent's tasks and is timed from its first write to
-its last terminal state.
+functions/testing/meter.py). The three systems run the same handler bodies (functions/testing/
+workloads.py), in the same run, one after the other, in an order that rotates from one repetition
+to the next; each writes its tasks in batches of one parent's tasks and is timed from its first
+write to its last terminal state. Each scenario runs `--repeat` times (3 by default); the table
+gives the median of each figure and of each ratio to naive, and the ratio's range.
 """
 
 from __future__ import annotations
@@ -31,9 +34,23 @@ from google.cloud import firestore  # noqa: E402
 
 from firetasks import NewTask, add_tasks  # noqa: E402
 
-SYSTEMS = {"naive": "naiveTasks", "firetasks": "tasks"}  # system -> its tasks subcollection
 FINAL = ["completed", "failed"]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    collection: str  # its tasks subcollection
+    type: str  # its tasks' type: which registration of the workloads runs them
+    fn: str  # the meter's name for its invocations
+
+
+SYSTEMS = [
+    System("naive", "naiveTasks", "bench", "naive"),
+    System("claim", "tasks", "bench", "firetasks"),
+    System("atomic", "tasks", "benchAtomic", "firetasks"),
+]
 
 
 @dataclass(frozen=True)
@@ -49,7 +66,9 @@ SCENARIOS = {
     s.name: s for s in [
         Scenario("noop", 1000, 100, "noop", "no-op handler"),
         Scenario("work", 1000, 100, "work", "50 ms handler, 10% of runs fail"),
+        Scenario("mail", 1000, 100, "mail", "creates one mail document"),
         Scenario("noop-5000", 5000, 500, "noop", "no-op handler, N = 5,000"),
+        Scenario("mail-5000", 5000, 500, "mail", "creates one mail document, N = 5,000"),
     ]
 }
 
@@ -80,40 +99,41 @@ class Meter:
             return [entry for line in lines if (entry := json.loads(line))["fn"] == fn]
 
 
-def enqueue(db: firestore.Client, scenario: Scenario, system: str, run: str) -> None:
+def enqueue(db: firestore.Client, scenario: Scenario, system: System, run: str) -> None:
     per_parent = scenario.tasks // scenario.parents
-    parents = [db.collection(f"bench-{run}").document(f"{system}-{n:04}")
+    parents = [db.collection(f"bench-{run}").document(f"{system.name}-{n:04}")
                for n in range(scenario.parents)]
-    specs = [NewTask("bench", scenario.action, {"run": run}) for _ in range(per_parent)]
+    specs = [NewTask(system.type, scenario.action, {"run": run}) for _ in range(per_parent)]
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda parent: add_tasks(parent, specs, collection=SYSTEMS[system]),
+        list(pool.map(lambda parent: add_tasks(parent, specs, collection=system.collection),
                       parents))
 
 
-def finished(db: firestore.Client, system: str, run: str) -> int:
-    query = (db.collection_group(SYSTEMS[system])
+def finished(db: firestore.Client, system: System, run: str) -> int:
+    query = (db.collection_group(system.collection)
              .where(filter=firestore.FieldFilter("data.run", "==", run))
              .where(filter=firestore.FieldFilter("state", "in", FINAL)))
     return query.count().get()[0][0].value
 
 
-def measure(db: firestore.Client, meter: Meter, scenario: Scenario, system: str) -> dict:
+def measure(db: firestore.Client, meter: Meter, scenario: Scenario, system: System) -> dict:
     run = uuid.uuid4().hex[:8]
     offset = meter.offset()
     started = datetime.datetime.now(datetime.UTC)
     enqueue(db, scenario, system, run)
     deadline = time.monotonic() + 60 + scenario.tasks / 5
     while (done := finished(db, system, run)) < scenario.tasks:
-        print(f"\r  {system:9} {scenario.name:10} {done:5}/{scenario.tasks}", end="", flush=True)
+        print(f"\r  {system.name:7} {scenario.name:10} {done:5}/{scenario.tasks}", end="",
+              flush=True)
         if time.monotonic() > deadline:
-            raise SystemExit(f"\n{system} {scenario.name}: only {done} tasks finished in time")
+            raise SystemExit(f"\n{system.name} {scenario.name}: only {done} tasks finished in time")
         time.sleep(0.5)
-    print(f"\r  {system:9} {scenario.name:10} {scenario.tasks:5}/{scenario.tasks} done",
+    print(f"\r  {system.name:7} {scenario.name:10} {scenario.tasks:5}/{scenario.tasks} done",
           flush=True)
-    snapshots = list(db.collection_group(SYSTEMS[system])
+    snapshots = list(db.collection_group(system.collection)
                      .where(filter=firestore.FieldFilter("data.run", "==", run)).stream())
     meter.settle()
-    invocations = meter.since(offset, system)
+    invocations = meter.since(offset, system.fn)
     ends = [s.update_time.ToDatetime(tzinfo=datetime.UTC) for s in snapshots]
     latencies = sorted(
         (end - s.create_time.ToDatetime(tzinfo=datetime.UTC)).total_seconds() * 1000
@@ -137,17 +157,41 @@ def _percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-FIGURES = ["throughput", "p50_ms", "p95_ms", "p99_ms", "invocations_per_task", "reads_per_task",
-           "writes_per_task"]
+FIGURES = ["completed", "throughput", "p50_ms", "p95_ms", "p99_ms", "invocations_per_task",
+           "reads_per_task", "writes_per_task"]
+
+
+def summary(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per figure: each system's median over the runs, and each ratio to naive's median and
+    range (ratios taken within a run, where the machine's state was the same for all)."""
+    figures: dict[str, dict] = {}
+    for figure in FIGURES:
+        row: dict[str, object] = {}
+        for system in SYSTEMS:
+            row[system.name] = statistics.median(run[system.name][figure] for run in runs)
+            if system.name != "naive":
+                ratios = [run[system.name][figure] / run["naive"][figure]
+                          for run in runs if run["naive"][figure]]
+                if ratios:
+                    row[f"{system.name}/naive"] = {"median": round(statistics.median(ratios), 2),
+                                                   "min": round(min(ratios), 2),
+                                                   "max": round(max(ratios), 2)}
+        figures[figure] = row
+    return figures
 
 
 def table(results: dict[str, dict[str, dict]]) -> str:
-    rows = [f"{'scenario':10} {'figure':22} {'naive':>10} {'firetasks':>10} {'ratio':>7}"]
-    for name, systems in results.items():
-        for figure in ["completed", *FIGURES]:
-            naive, ours = systems["naive"][figure], systems["firetasks"][figure]
-            ratio = f"{ours / naive:.2f}" if naive else "-"
-            rows.append(f"{name:10} {figure:22} {naive:>10} {ours:>10} {ratio:>7}")
+    """The summaries as a Markdown table: medians, and ratios as `median (min-max)`."""
+    columns = [system.name for system in SYSTEMS]
+    ratios = [f"{name}/naive" for name in columns[1:]]
+    rows = ["| scenario | figure | " + " | ".join([*columns, *ratios]) + " |",
+            "|---|---|" + "---:|" * (len(columns) + len(ratios))]
+    for name, figures in results.items():
+        for figure, row in figures.items():
+            cells = [str(round(row[column], 3)) for column in columns]
+            cells += [f"{row[r]['median']:.2f} ({row[r]['min']:.2f}-{row[r]['max']:.2f})"
+                      if r in row else "-" for r in ratios]
+            rows.append(f"| {name} | {figure} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -173,6 +217,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []],
                         help="default: all of them")
     parser.add_argument("--out", type=Path, help="JSON file (default: results/<commit>.json)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each scenario (default 3)")
     args = parser.parse_args(argv)
     meter_file = os.environ.get("FIRETASKS_METER_FILE")
     if not meter_file or not os.environ.get("FIRESTORE_EMULATOR_HOST"):
@@ -182,15 +227,20 @@ def main(argv: Iterable[str] | None = None) -> None:
     warmup = Scenario("warm-up", 40, 4, "noop", "")
     for system in SYSTEMS:  # start the functions' workers before timing anything
         measure(db, meter, warmup, system)
-    results: dict[str, dict[str, dict]] = {}
+    runs: dict[str, list[dict[str, dict]]] = {}
     names = args.scenarios or list(SCENARIOS)
     for name in names:
         scenario = SCENARIOS[name]
         print(f"{name}: {scenario.tasks} tasks over {scenario.parents} parents, {scenario.about}")
-        results[name] = {system: measure(db, meter, scenario, system) for system in SYSTEMS}
+        for repetition in range(args.repeat):
+            print(f" run {repetition + 1} of {args.repeat}")
+            order = SYSTEMS[repetition % len(SYSTEMS):] + SYSTEMS[:repetition % len(SYSTEMS)]
+            runs.setdefault(name, []).append(
+                {system.name: measure(db, meter, scenario, system) for system in order})
+    results = {name: summary(scenario_runs) for name, scenario_runs in runs.items()}
     report = {"commit": commit(), "at": datetime.datetime.now(datetime.UTC).isoformat(),
               "machine": machine(), "scenarios": {n: SCENARIOS[n].__dict__ for n in results},
-              "results": results}
+              "repeat": args.repeat, "results": results, "runs": runs}
     out = args.out or RESULTS / f"{report['commit']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -8,6 +8,7 @@ from firetasks import (
     HandlerRegistry,
     TaskProcessor,
     TaskQueue,
+    periodic_triggers,
     sweep_trigger,
     task_trigger,
     wake_trigger,
@@ -55,6 +56,10 @@ wakeTasks = wake_trigger(
 
 # Recovery of tasks whose invocation died, or whose event or wake-up was lost.
 sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)
+
+# Periodic tasks (registry.periodic): a scheduled function per handler, named periodic_<type>_
+# <action> (periodic_reports_daily), that creates the task of each firing of its schedule.
+globals().update(periodic_triggers(queue))
 
 # The operators' dashboard and its API, for users with the admin claim.
 dashboard = dashboard_trigger(queue, name="dashboard", memory=options.MemoryOption.MB_256)

@@ -3,9 +3,11 @@
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
 from firetasks.errors import FiretasksError, InvalidTask, PermanentError, RetryAfter
+from firetasks.periodic import periodic_trigger, periodic_triggers
 from firetasks.processor import TaskProcessor, task_trigger
 from firetasks.recovery import sweep, sweep_trigger
 from firetasks.registry import ClientAccess, HandlerRegistry
+from firetasks.retention import RetentionPolicy
 from firetasks.retry import RetryPolicy
 from firetasks.task import State, Task
 from firetasks.wakeup import wake_trigger
@@ -17,6 +19,7 @@ __all__ = [
     "InvalidTask",
     "NewTask",
     "PermanentError",
+    "RetentionPolicy",
     "RetryAfter",
     "RetryPolicy",
     "State",
@@ -25,6 +28,8 @@ __all__ = [
     "TaskQueue",
     "add_tasks",
     "create_with_tasks",
+    "periodic_trigger",
+    "periodic_triggers",
     "sweep",
     "sweep_trigger",
     "task_trigger",

@@ -7,6 +7,7 @@ Application Default Credentials (`gcloud auth application-default login`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import getpass
 import importlib
@@ -21,7 +22,7 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import client_rules, operations, queries
+from firetasks import client_rules, db, operations, queries
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
@@ -30,7 +31,8 @@ from firetasks.queries import TaskFilter
 from firetasks.registry import HandlerRegistry
 from firetasks.task import State
 
-COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25)]
+COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25),
+           ("error", 60)]  # the error of a failed or retrying task, shortened
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "offline", False):
             return cast(int, args.run(None, args))
         args.queue = _queue(args.queue)
-        client = firestore.Client(project=args.project or _default_project(),
+        client = firestore.Client(project=db.find_project(args.project),
                                   database=args.queue.database)
         return cast(int, args.run(client, args))
     except (BadRequest, IllegalTransition, TaskNotFound) as exc:
@@ -54,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="firetasks", description=__doc__.splitlines()[0])
     root.add_argument("--project", help="Firebase project (default: GCLOUD_PROJECT or "
-                                        "GOOGLE_CLOUD_PROJECT)")
+                                        "GOOGLE_CLOUD_PROJECT, else the default project of "
+                                        "the nearest .firebaserc)")
     root.add_argument("--json", action="store_true", help="print JSON for scripts")
     root.add_argument("--queue", default=os.environ.get("FIRETASKS_QUEUE"),
                       metavar="MODULE:NAME", help="the TaskQueue to operate, e.g. main:queue "
@@ -107,6 +110,14 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--check", metavar="INDEXES_FILE",
                         help="exit 1 if this file's entries differ from the queue's")
     indexes.set_defaults(run=run_indexes, offline=True)
+
+    prune = commands.add_parser("prune", help="delete finished tasks whose expireAt has passed "
+                                              "(as Firestore's TTL policy does, where it does not "
+                                              "run: the emulator)")
+    prune.add_argument("--older-than", type=_duration, metavar="AGE",
+                       help="instead, finished tasks whose finishedAt is older: 30d, 12h, 90m")
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    prune.set_defaults(run=run_prune)
     return root
 
 
@@ -151,7 +162,7 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
         return 0
     fields = task["fields"]
     for name in ("type", "action", "state", "attempts", "createdAt", "startedAt", "finishedAt",
-                 "runAt"):
+                 "runAt", "expireAt"):
         print(f"{name:11} {fields.get(name, '')}")
     if fields.get("error"):
         print(f"{'error':11} {fields['error']['type']}: {fields['error']['message']}")
@@ -196,7 +207,30 @@ def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
 
 def run_cancel(client: firestore.Client, args: argparse.Namespace) -> int:
     refs = [queries.task_ref(client, args.queue, path) for path in args.paths]
-    return _act(refs, lambda ref: operations.cancel(ref, actor=_actor()), args.json)
+    return _act(refs, lambda ref: operations.cancel(ref, actor=_actor(), queue=args.queue),
+                args.json)
+
+
+def run_prune(client: firestore.Client, args: argparse.Namespace) -> int:
+    done = operations.prune(client, args.queue, actor=_actor(), older_than=args.older_than,
+                            dry_run=args.dry_run,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        _print_json(dataclasses.asdict(done))
+    elif args.dry_run:
+        print(f"{done.matched} finished task(s) would be deleted")
+    else:
+        print(f"{done.deleted} of {done.matched} finished task(s) deleted"
+              + (f", {done.changed} changed meanwhile and kept" if done.changed else ""))
+    return 0
+
+
+def _duration(text: str) -> datetime.timedelta:
+    """An age such as `30d`, `12h`, `90m` or `45s`."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or not int(text[:-1]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age like 30d, 12h, 90m or 45s")
+    return datetime.timedelta(**{units[text[-1]]: int(text[:-1])})
 
 
 def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
@@ -317,9 +351,19 @@ def _table(rows: list[dict[str, Any]]) -> None:
     print(" ".join(f"{name.upper():{width}}" for name, width in COLUMNS))
     for row in rows:
         cells = [row["path"], f"{row['type']}.{row['action']}", row["state"],
-                 str(row.get("attempts") or 0), row.get("createdAt") or ""]
-        print(" ".join(f"{cell:{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
+                 str(row.get("attempts") or 0), row.get("createdAt") or "", _error_cell(row)]
+        print(" ".join(f"{cell:{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True))
+              .rstrip())
     print(f"{len(rows)} task(s)")
+
+
+def _error_cell(row: dict[str, Any]) -> str:
+    error = row.get("error")
+    if row["state"] not in (State.FAILED, State.RETRYING) or not isinstance(error, dict):
+        return ""
+    text = " ".join(f"{error.get('type', 'Error')}: {error.get('message', '')}".split())
+    width = COLUMNS[-1][1]
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _print_json(value: Any) -> None:
@@ -329,10 +373,6 @@ def _print_json(value: Any) -> None:
 def _actor() -> Actor:
     return Actor(uid=None, email=os.environ.get("FIRETASKS_OPERATOR") or getpass.getuser(),
                  via="cli")
-
-
-def _default_project() -> str | None:
-    return os.environ.get("GCLOUD_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
 
 
 if __name__ == "__main__":

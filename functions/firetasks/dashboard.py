@@ -102,7 +102,8 @@ def create_app(queue: TaskQueue) -> flask.Flask:
         cursor = params.pop("cursor", None)
         page, after = queries.list_tasks(client(), queue, TaskFilter.parse(params, queue),
                                          limit=limit, cursor=cursor)
-        return flask.jsonify({"tasks": [queries.summary(s) for s in page], "next": after})
+        return flask.jsonify({"tasks": [queries.summary(s, queue.registry) for s in page],
+                              "next": after})
 
     @app.get("/api/task")
     def task() -> flask.Response:
@@ -110,7 +111,7 @@ def create_app(queue: TaskQueue) -> flask.Flask:
         snapshot = task_ref(flask.request.args.get("path")).get()
         if not snapshot.exists:
             return error(404, f"no task at {snapshot.reference.path}")
-        return flask.jsonify(queries.detail(snapshot))
+        return flask.jsonify(queries.detail(snapshot, queue.registry))
 
     def seen(body: dict[str, Any]) -> dict[str, Any]:
         """The state and version the page showed: the action applies only to that task."""

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import firebase_admin
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
+
+from firetasks.errors import BadRequest
 
 DEFAULT_DATABASE = "(default)"
 
@@ -49,3 +55,32 @@ def client_of(ref: DocumentReference) -> firestore.Client:
 
 def database_of(ref: DocumentReference) -> str:
     return cast(str, client_of(ref)._database)
+
+
+def find_project(
+    given: str | None = None, *, environ: Mapping[str, str] = os.environ, start: Path | None = None
+) -> str:
+    """The project to operate, for tools run outside Cloud Functions:
+    `given` (a --project flag), else GCLOUD_PROJECT or GOOGLE_CLOUD_PROJECT, else the default
+    project of the nearest .firebaserc from `start` (the current directory) upwards. Raises
+    BadRequest saying what to set: a client without a project would read another one."""
+    if given:
+        return given
+    for name in ("GCLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT"):
+        if environ.get(name):
+            return environ[name]
+    folder = (start or Path.cwd()).resolve()
+    for place in (folder, *folder.parents):
+        rc = place / ".firebaserc"
+        if rc.is_file():
+            try:
+                project = json.loads(rc.read_text()).get("projects", {}).get("default")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise BadRequest(f"{rc} is not a readable .firebaserc ({exc}): give --project "
+                                  "or set GCLOUD_PROJECT") from exc
+            if not isinstance(project, str) or not project:
+                raise BadRequest(f"{rc} names no default project: give --project or set "
+                                  "GCLOUD_PROJECT")
+            return project
+    raise BadRequest(f"no project: give --project, set GCLOUD_PROJECT, or run in a Firebase "
+                      f"project folder (no .firebaserc in {folder} or above)")

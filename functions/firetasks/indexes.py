@@ -1,6 +1,7 @@
 """The Firestore indexes a queue's queries need, for each of its tasks collections: the sweeper's
 candidate ranges, the stats, and the task lists under the common filters (newest first). Free-form
-fields are exempt from indexing. `firetasks indexes` prints them or writes them into
+fields are exempt from indexing; `expireAt` too, and it carries the TTL policy that deletes
+finished tasks (firetasks.retention). `firetasks indexes` prints them or writes them into
 firestore.indexes.json, where a test checks them against main.py's queue."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from firetasks.config import TaskQueue
+from firetasks.retention import EXPIRE_AT
 
 ASC, DESC = "ASCENDING", "DESCENDING"
 GROUP, COLLECTION = "COLLECTION_GROUP", "COLLECTION"
@@ -32,7 +34,8 @@ NOT_INDEXED = ["data", "result", "error", "history"]  # free-form, often large, 
 
 def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
     """The `indexes` and `fieldOverrides` of firestore.indexes.json for the queue's collections."""
-    indexes, overrides = [], []
+    indexes: list[dict[str, Any]] = []
+    overrides: list[dict[str, Any]] = []
     for collection in queue.collections:
         indexes += [{"collectionGroup": collection, "queryScope": scope,
                      "fields": [{"fieldPath": path, "order": order} for path, order in fields]}
@@ -43,6 +46,8 @@ def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
                       for path, orders in SINGLE_FIELD.items()]
         overrides += [{"collectionGroup": collection, "fieldPath": path, "indexes": []}
                       for path in NOT_INDEXED]
+        overrides.append({"collectionGroup": collection, "fieldPath": EXPIRE_AT, "ttl": True,
+                          "indexes": []})  # Firestore deletes the task once expireAt is past
     return {"indexes": indexes, "fieldOverrides": overrides}
 
 

@@ -25,15 +25,19 @@ from firebase_functions.core import Change
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
-from firetasks import db
+from firetasks import db, workflow
 from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
+from firetasks.enqueue import NewTask, check_graph
 from firetasks.errors import PermanentError, RetryAfter
 from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
+from firetasks.retention import retained, unexpired
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
+from firetasks.staging import StagedWrites
 from firetasks.store import FirestoreStore, TaskStore
 from firetasks.task import (
+    FINAL_STATES,
     TRIGGER_STATES,
     WAKE_STATES,
     State,
@@ -74,12 +78,40 @@ class TaskProcessor:
         """The Firestore trigger: act on a `scheduled` task, log a deleted one."""
         ref = db.client(event.database).document(event.document)
         record = TaskRecord.from_snapshot(event.data.after, ref)
+        before = TaskRecord.from_snapshot(event.data.before)
         if record is None:
-            before = TaskRecord.from_snapshot(event.data.before)
             context = before.describe() if before else {"taskId": ref.id, "path": ref.path}
             logger.info("skip processing deleted task", **context)
             return
+        self.handle(record, before.state if before else None)
+
+    def handle(self, record: TaskRecord, before: object = None) -> None:
+        """One write of a task, that left it `record` (and in state `before` until then): a
+        `waiting` task is settled if it can be; a task that just finished settles its waiting
+        dependents (firetasks.workflow); a `scheduled` one is processed."""
+        if record.state == State.WAITING:
+            self.settle(record)
+            return
+        if is_state(record.state) and record.state in FINAL_STATES and before != record.state:
+            settled = workflow.settle_dependents(
+                record, self.store, lambda r: self.registry.retention(r.type, r.action),
+                self.clock())
+            if settled:
+                logger.info("settled dependents", dependents=settled, **record.describe())
         self.process(record, TRIGGER_STATES)
+
+    def settle(self, record: TaskRecord) -> None:
+        """Release a waiting task whose dependencies completed, end it by its failure policy, or
+        fail one that names itself, unknown tasks or a cycle; else leave it waiting."""
+        context = record.describe()
+        fields = workflow.on_arrival(record, self.store)
+        if fields is None:
+            logger.debug("task waits for its dependencies", after=workflow.dependency_ids(record),
+                         **context)
+            return
+        if self._write_if_unchanged(record, self._retained(record, fields), context) is not None:
+            logger.info("settled waiting task", outcome=fields["state"],
+                        error=fields.get("error"), **context)
 
     def wake(self, ref: DocumentReference) -> None:
         """A wake-up from Cloud Tasks or the sweeper: run the task if it is (about to be) due."""
@@ -109,7 +141,7 @@ class TaskProcessor:
         if is_state(record.state) and record.state not in states:
             logger.debug(f"skip processing {record.state} task", **context)
             return
-        found = problems(record.fields)
+        found = problems(unexpired(record.fields))
         if found:
             logger.warn("invalid task", problems=found, **context)
             error = {"type": "InvalidTask", "message": "; ".join(found)}
@@ -127,7 +159,10 @@ class TaskProcessor:
             logger.info("task not due yet", runAt=run_at.isoformat(), **context)
             self.waker.wake_at(record.ref, run_at)
             return
-        self._run(record, registration, context, stamp)
+        if registration.atomic:
+            self._run_atomic(record, registration, context, stamp)
+        else:
+            self._run(record, registration, context, stamp)
 
     def _run(
         self,
@@ -141,27 +176,109 @@ class TaskProcessor:
         claimed = self._write_if_unchanged(record, claim, context)
         if claimed is None:
             return
-        attempt = claim["attempts"]
-        context.update(state=State.RUNNING.value, attempt=attempt)
-        task = Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
-                    attempt=attempt)
-        logger.info("start processing task", **context)
-        try:
-            outcome = ended(State.COMPLETED, result=json_result(registration.handler(task)))
-        except Exception as exc:  # a handler's failure belongs in the task, not in the function
-            logger.error("error processing task", error=repr(exc), **context)
-            outcome = after_failure(
-                record.max_attempts, attempt - claim["retryBase"], error_of(exc),
-                registration.retry, self.clock(), permanent=isinstance(exc, PermanentError),
-                delay=exc.seconds if isinstance(exc, RetryAfter) else None,
-            )
-        finished = self.clock()
-        context["durationMs"] = round((finished - started).total_seconds() * 1000, 1)
-        outcome["history"] = history(record.history, attempt, started, finished, outcome)
-        final = self._finish(record.ref, claimed, attempt, outcome, context)
+        task = self._task(record, claim["attempts"])
+        spawns = StagedWrites()
+        outcome = self._attempt(record, registration, task, claim["retryBase"], started, context,
+                                spawns)
+        final = self._finish(record.ref, claimed, task.attempt, outcome, context, spawns)
         if final is not None:
             logger.info("end processing task", outcome=final["state"], **context)
             self._wake_if_retrying(record.ref, final)
+
+    def _run_atomic(
+        self,
+        record: TaskRecord,
+        registration: Registration,
+        context: dict[str, Any],
+        stamp: dict[str, Any],
+    ) -> None:
+        """Run an atomic handler unclaimed, then commit its staged writes with the outcome in one
+        batch conditional on the version delivered (firetasks.staging): of several deliveries of
+        one version, one commits; the others, and stale ones, write nothing."""
+        started = self.clock()
+        base = claim_fields(record, started, datetime.timedelta()) | stamp | {"startedAt": started}
+        task = self._task(record, base["attempts"], StagedWrites())
+        fields = base | self._attempt(record, registration, task, base["retryBase"], started,
+                                      context, task.writes)
+        check_transition(record.state, State(fields["state"]))
+        completed = fields["state"] == State.COMPLETED
+        try:
+            version = self.store.commit_if_unchanged(
+                record.ref, record.version, fields, task.writes if completed else StagedWrites())
+        except Exception as exc:  # a staged write could not apply: the attempt failed
+            logger.error("error committing staged writes", error=repr(exc), **context)
+            failure = self._failure(record, registration, task.attempt - base["retryBase"], exc)
+            failure["history"] = history(record.history, task.attempt, started, self.clock(),
+                                         failure)
+            fields = base | failure
+            version = self.store.write_if_unchanged(record.ref, record.version, fields)
+        if version is None:
+            logger.info("outcome dropped: the task changed since this delivery (a duplicate or "
+                        "stale event); nothing staged was written", **context)
+            return
+        logger.info("end processing task", outcome=fields["state"], **context)
+        self._wake_if_retrying(record.ref, fields)
+
+    def _task(self, record: TaskRecord, attempt: int, staged: StagedWrites | None = None) -> Task:
+        return Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
+                    attempt=attempt, staged=staged, after=tuple(workflow.dependency_ids(record)),
+                    read_all=self.store.read_all)
+
+    def _attempt(
+        self,
+        record: TaskRecord,
+        registration: Registration,
+        task: Task,
+        retry_base: int,
+        started: datetime.datetime,
+        context: dict[str, Any],
+        effects: StagedWrites,
+    ) -> dict[str, Any]:
+        """Call the handler: the fields that end the attempt, its history entry included. The
+        tasks it spawns are staged in `effects`, to be created with a completion only."""
+        created = record.fields.get("createdAt") or record.created
+        context.update(state=State.RUNNING.value, attempt=task.attempt)
+        latency = {"latencyMs": round((started - created).total_seconds() * 1000)} if isinstance(
+            created, datetime.datetime) else {}
+        logger.info("start processing task", **latency, **context)
+        try:
+            result = spawned_result(task, registration.handler(task))
+            self._stage_spawns(task, effects)
+            outcome = ended(State.COMPLETED, result=json_result(result))
+        except Exception as exc:  # a handler's failure belongs in the task, not in the function
+            logger.error("error processing task", error=repr(exc), **context)
+            outcome = self._failure(record, registration, task.attempt - retry_base, exc)
+        finished = self.clock()
+        context["durationMs"] = round((finished - started).total_seconds() * 1000, 1)
+        outcome["history"] = history(record.history, task.attempt, started, finished, outcome)
+        return self._retained(record, outcome)
+
+    def _stage_spawns(self, task: Task, effects: StagedWrites) -> None:
+        """Stage the creates of the tasks the handler spawned: checked as the enqueue helper
+        checks (the spawning task counts as existing: it completes in the same write); a keyed
+        one that exists already (from an earlier attempt) is not created again."""
+        if not task.spawned:
+            return
+        news = [new for _, new in task.spawned]
+        named = sorted({id for new in news for id in new.after} - {new.id for new in news})
+        refs = [task.ref.parent.document(id) for id in named]
+        existing = {ref.id for ref, found in zip(refs, self.store.read_all(refs), strict=True)
+                    if found is not None}
+        check_graph(news, existing | {task.id})
+        keyed = [ref for ref, new in task.spawned if new.id is not None]
+        taken = {found.path for found in self.store.read_all(keyed) if found is not None}
+        for ref, new in task.spawned:
+            if ref.path not in taken:
+                effects.create(ref, new.document() | {"spawnedBy": task.id})
+
+    def _failure(
+        self, record: TaskRecord, registration: Registration, used: int, exc: Exception
+    ) -> dict[str, Any]:
+        return self._retained(record, after_failure(
+            record.max_attempts, used, error_of(exc), registration.retry, self.clock(),
+            permanent=isinstance(exc, PermanentError),
+            delay=exc.seconds if isinstance(exc, RetryAfter) else None,
+        ))
 
     def _finish(
         self,
@@ -170,10 +287,14 @@ class TaskProcessor:
         attempt: int,
         outcome: dict[str, Any],
         context: dict[str, Any],
+        spawns: StagedWrites,
     ) -> dict[str, Any] | None:
-        """Write the attempt's outcome if this invocation still owns it; what was written."""
+        """Write the attempt's outcome, with the tasks it spawned if it completed, if this
+        invocation still owns it; what was written."""
         check_transition(State.RUNNING, State(outcome["state"]))
-        if self.store.write_if_unchanged(ref, claimed, outcome) is not None:
+        if outcome["state"] != State.COMPLETED:
+            spawns = StagedWrites()
+        if self.store.commit_if_unchanged(ref, claimed, outcome, spawns) is not None:
             return outcome
         for _ in range(FINISH_TRIES):  # changed while running: a cancel request, or not ours
             current = self.store.read(ref)
@@ -184,10 +305,10 @@ class TaskProcessor:
                 logger.warn("attempt no longer owned, outcome dropped",
                             currentState=current.state, **context)
                 return None
-            final = honour_cancel(current.cancel_requested, outcome)
+            final = self._retained(current, honour_cancel(current.cancel_requested, outcome))
             check_transition(State.RUNNING, State(final["state"]))
             changes = final | {"cancelRequested": firestore.DELETE_FIELD}
-            if self.store.write_if_unchanged(ref, current.version, changes) is not None:
+            if self.store.commit_if_unchanged(ref, current.version, changes, spawns) is not None:
                 return final
         logger.error("outcome dropped: the task kept changing", **context)
         return None
@@ -223,10 +344,16 @@ class TaskProcessor:
         if it was not. An invalid document's unknown state may only become `failed`."""
         old = record.state
         check_transition(old if is_state(old) else State.SCHEDULED, State(fields["state"]))
+        fields = self._retained(record, fields)
         version = self.store.write_if_unchanged(record.ref, record.version, fields)
         if version is None:
             logger.info("skip processing task, changed by another write", **context)
         return version
+
+    def _retained(self, record: TaskRecord, fields: dict[str, Any]) -> dict[str, Any]:
+        """`fields` with the `expireAt` their state has under the handler's retention: set when
+        the task ends, removed otherwise (firetasks.retention)."""
+        return retained(fields, self.registry.retention(record.type, record.action), self.clock())
 
     def _wake_if_retrying(self, ref: DocumentReference, written: dict[str, Any]) -> None:
         if written["state"] == State.RETRYING:
@@ -315,6 +442,16 @@ def history(
         "error": outcome.get("error"),
     }
     return [*previous[-(HISTORY_LIMIT - 1):], entry]
+
+
+def spawned_result(task: Task, value: Any) -> Any:
+    """A handler's return value; tasks it returns (a NewTask or a list of them) are spawned, and
+    the result names them."""
+    returned = [value] if isinstance(value, NewTask) else value
+    if not isinstance(returned, list) or not returned or not all(
+            isinstance(item, NewTask) for item in returned):
+        return value
+    return {"spawned": [task.spawn(item).id for item in returned]}
 
 
 def json_result(value: Any) -> Any:

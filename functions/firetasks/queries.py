@@ -15,6 +15,7 @@ from google.cloud.firestore import DocumentReference, DocumentSnapshot
 from firetasks import db
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
+from firetasks.registry import HandlerRegistry
 from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
@@ -150,21 +151,34 @@ def stats(
         "byState": by_state,
         "byHandler": by_handler,
         "failures": recent,
-        "oldestWaiting": summary(oldest[0]) if oldest else None,
+        "oldestWaiting": summary(oldest[0], queue.registry) if oldest else None,
     }
 
 
-def summary(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any]:
-    """A task as a row of a list."""
+def summary(
+    snapshot: DocumentSnapshot[DocumentReference], registry: HandlerRegistry | None = None
+) -> dict[str, Any]:
+    """A task as a row of a list; with the deployment's `registry`, `handled` says whether it has
+    a handler for the task's type.action (a task without one waits for another deployment)."""
     fields = snapshot.to_dict() or {}
-    return cast(dict[str, Any], jsonable({
+    row = {
         "path": snapshot.reference.path,
         "version": version_text(snapshot),
         "parent": snapshot.reference.parent.parent.path if snapshot.reference.parent.parent
         else None,
         **{key: fields.get(key) for key in (
             "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error")},
-    }))
+    }
+    if registry is not None:
+        row["handled"] = handled(registry, fields)
+    return cast(dict[str, Any], jsonable(row))
+
+
+def handled(registry: HandlerRegistry, fields: Mapping[str, Any]) -> bool:
+    """Whether this deployment has a handler for the task's type.action."""
+    type_, action = fields.get("type"), fields.get("action")
+    return (isinstance(type_, str) and isinstance(action, str)
+            and registry.lookup(type_, action) is not None)
 
 
 def version_text(snapshot: DocumentSnapshot[DocumentReference]) -> str:
@@ -180,9 +194,11 @@ def parse_version(text: object) -> datetime.datetime:
         raise BadRequest(f"version must be a task version this API returned, got {text!r}") from exc
 
 
-def detail(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any]:
+def detail(
+    snapshot: DocumentSnapshot[DocumentReference], registry: HandlerRegistry | None = None
+) -> dict[str, Any]:
     """A task with all its fields."""
-    return summary(snapshot) | {"fields": jsonable(snapshot.to_dict() or {})}
+    return summary(snapshot, registry) | {"fields": jsonable(snapshot.to_dict() or {})}
 
 
 def jsonable(value: Any) -> Any:

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from firetasks.retention import DEFAULT_RETENTION, RetentionPolicy
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
+from firetasks.schedule import Schedule
 from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, Task
 
 Handler = Callable[[Task], Any]
@@ -35,6 +37,15 @@ class Registration:
     """How long an attempt may run before the sweeper takes it for crashed; default: the
     processor's (the function's timeout and a margin). Shorter finds crashes sooner; it must
     exceed the handler's longest run, or a slow attempt is run again beside itself."""
+    atomic: bool = False
+    """Run without a claim: the handler stages its Firestore writes in `task.writes`, and they
+    are committed in one batch with the task's outcome, conditional on the version of the task
+    that was delivered. Exactly-once effects at 2 invocations per task, for handlers whose every
+    effect is a Firestore write (see firetasks.staging)."""
+    retention: RetentionPolicy = DEFAULT_RETENTION
+    """How long its finished tasks are kept: their `expireAt` (firetasks.retention)."""
+    schedule: Schedule | None = None
+    """For a periodic handler: when its tasks are created (firetasks.periodic)."""
 
 
 class HandlerRegistry:
@@ -56,12 +67,38 @@ class HandlerRegistry:
         retry: RetryPolicy = DEFAULT_RETRY,
         client: ClientAccess | bool = False,
         lease: datetime.timedelta | None = None,
+        atomic: bool = False,
+        retention: RetentionPolicy = DEFAULT_RETENTION,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
-        create its tasks."""
+        create its tasks; `atomic=True` commits its staged writes with its outcome."""
 
         def register(func: Handler) -> Handler:
-            self.register(type, action, func, retry=retry, client=client, lease=lease)
+            self.register(type, action, func, retry=retry, client=client, lease=lease,
+                          atomic=atomic, retention=retention)
+            return func
+
+        return register
+
+    def periodic(
+        self,
+        type: str,
+        action: str,
+        *,
+        schedule: str,
+        timezone: str = "UTC",
+        retry: RetryPolicy = DEFAULT_RETRY,
+        lease: datetime.timedelta | None = None,
+        retention: RetentionPolicy = DEFAULT_RETENTION,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function as a handler whose tasks a schedule creates, e.g.
+        `schedule="every day 06:00", timezone="Europe/Berlin"` or `schedule="0 6 * * *"`
+        (firetasks.schedule); `periodic_triggers` deploys one Cloud Scheduler job for each."""
+        parsed = Schedule.parse(schedule, timezone)
+
+        def register(func: Handler) -> Handler:
+            self.register(type, action, func, retry=retry, lease=lease, retention=retention,
+                          schedule=parsed)
             return func
 
         return register
@@ -75,6 +112,9 @@ class HandlerRegistry:
         retry: RetryPolicy = DEFAULT_RETRY,
         client: ClientAccess | bool = False,
         lease: datetime.timedelta | None = None,
+        atomic: bool = False,
+        retention: RetentionPolicy = DEFAULT_RETENTION,
+        schedule: Schedule | None = None,
     ) -> None:
         if not TYPE_PATTERN.fullmatch(type):
             raise ValueError(f"handler type {type!r} is not a name like 'order'")
@@ -82,8 +122,12 @@ class HandlerRegistry:
             raise ValueError(f"handler action {action!r} is not a name or dotted path")
         if (type, action) in self._registrations:
             raise ValueError(f"a handler for '{type}.{action}' is already registered")
+        if atomic and lease is not None:
+            raise ValueError(f"'{type}.{action}': an atomic handler takes no lease (it is never "
+                             "claimed)")
         access = ClientAccess() if client is True else client or None
-        self._registrations[type, action] = Registration(func, retry, access, lease)
+        self._registrations[type, action] = Registration(func, retry, access, lease, atomic,
+                                                         retention, schedule)
 
     @classmethod
     def combine(cls, *registries: HandlerRegistry) -> HandlerRegistry:
@@ -99,6 +143,11 @@ class HandlerRegistry:
     def lookup(self, type: str, action: str) -> Registration | None:
         return self._registrations.get((type, action))
 
+    def retention(self, type: str, action: str) -> RetentionPolicy:
+        """How long the handler's finished tasks are kept (the default for an unknown one)."""
+        registration = self.lookup(type, action)
+        return registration.retention if registration else DEFAULT_RETENTION
+
     def names(self) -> list[str]:
         return sorted(f"{type}.{action}" for type, action in self._registrations)
 
@@ -107,3 +156,9 @@ class HandlerRegistry:
         return sorted((type, action, registration.client)
                       for (type, action), registration in self._registrations.items()
                       if registration.client is not None)
+
+    def schedules(self) -> list[tuple[str, str, Schedule]]:
+        """The periodic handlers and their schedules, by name."""
+        return sorted(((type, action, registration.schedule)
+                       for (type, action), registration in self._registrations.items()
+                       if registration.schedule is not None), key=lambda found: found[:2])

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
 from firetasks.errors import IllegalTransition, InvalidTask
+from firetasks.staging import StagedWrites
+
+if TYPE_CHECKING:
+    from firetasks.enqueue import NewTask
 
 
 class State(StrEnum):
+    WAITING = "waiting"  # for the tasks named in its `after` (firetasks.workflow)
     SCHEDULED = "scheduled"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -25,15 +31,21 @@ class State(StrEnum):
     CANCELLED = "cancelled"
 
 
-# The state machine, in one place. Clients create `scheduled` tasks; the processor claims them
-# (`running`) and ends each attempt; operators cancel waiting tasks and retry finished ones.
+# The state machine, in one place. Clients create `scheduled` tasks (`waiting` ones if they name
+# tasks to run after: released to `scheduled`, or ended by their failure policy, and brought back to
+# `waiting` when an operator retries the dependency that failed them); the processor claims them
+# (`running`) and ends each attempt; operators cancel waiting tasks and retry finished ones. An
+# atomic handler's attempt is never claimed: it ends straight from `scheduled` or `retrying`.
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.SCHEDULED: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
-    State.RETRYING: frozenset({State.RUNNING, State.FAILED, State.CANCELLED}),
+    State.WAITING: frozenset({State.SCHEDULED, State.FAILED, State.CANCELLED}),
+    State.SCHEDULED: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
+                                State.CANCELLED}),
+    State.RETRYING: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
+                               State.CANCELLED}),
     State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
     State.COMPLETED: frozenset({State.SCHEDULED}),
-    State.FAILED: frozenset({State.SCHEDULED}),
-    State.CANCELLED: frozenset({State.SCHEDULED}),
+    State.FAILED: frozenset({State.SCHEDULED, State.WAITING}),
+    State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
 }
 
 # A trigger event acts only on `scheduled`: every other state is the processor's own write (or an
@@ -55,10 +67,13 @@ def check_transition(old: object, new: State) -> None:
 
 
 REQUIRED_FIELDS = ("type", "action", "state", "data")
-CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested")
+CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested", "after", "onDependencyFailure", "key")
+DEPENDENCY_POLICIES = ("fail", "run", "skip")  # what a failed dependency does to its dependents
+MAX_DEPENDENCIES = 100
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `after`
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
-    "result", "error", "history",
+    "result", "error", "history", "spawnedBy",
 )
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
@@ -108,9 +123,26 @@ def problems(fields: Mapping[str, Any]) -> list[str]:
     if size > MAX_TASK_BYTES:
         found.append(f"the task document is {size:,} bytes; at most {MAX_TASK_BYTES:,} leave room "
                      "for the processor's fields (keep large payloads elsewhere, pass a reference)")
+    found += _dependency_problems(fields)
     if "cancelRequested" in fields and not isinstance(fields["cancelRequested"], bool):
         found.append(f"'cancelRequested' must be true or false, got "
                      f"{_describe(fields['cancelRequested'])}")
+    return found
+
+
+def _dependency_problems(fields: Mapping[str, Any]) -> list[str]:
+    found = []
+    after = fields.get("after", [])
+    if not isinstance(after, list) or not all(_matches(TASK_ID_PATTERN, id) for id in after):
+        found.append(f"'after' must be a list of task ids, got {_describe(after)}")
+    elif len(after) > MAX_DEPENDENCIES or len(set(after)) != len(after):
+        found.append(f"'after' must name at most {MAX_DEPENDENCIES} different tasks, got "
+                     f"{len(after)} names")
+    if fields.get("onDependencyFailure", "fail") not in DEPENDENCY_POLICIES:
+        found.append(f"'onDependencyFailure' must be one of {', '.join(DEPENDENCY_POLICIES)}, "
+                     f"got {_describe(fields['onDependencyFailure'])}")
+    if "key" in fields and not isinstance(fields["key"], str):
+        found.append(f"'key' must be a string, got {_describe(fields['key'])}")
     return found
 
 
@@ -161,6 +193,52 @@ class Task:
     action: str
     data: dict[str, Any]
     attempt: int
+    staged: StagedWrites | None = field(default=None, repr=False, compare=False)
+    after: tuple[str, ...] = ()
+    read_all: Callable[[list[DocumentReference]], list[Any]] | None = field(
+        default=None, repr=False, compare=False)  # the processor's store, for dependencies
+    spawned: list[tuple[DocumentReference, NewTask]] = field(
+        default_factory=list, repr=False, compare=False)
+
+    def spawn(self, task: NewTask, *, after: Sequence[str] | None = None) -> DocumentReference:
+        """Add a task beside this one, created in the same write as this attempt's completion:
+        it exists if and only if the attempt completed. `after` may name this task, its siblings
+        and other spawned tasks (by key). The new task's ref."""
+        if task.unique == "global":
+            raise ValueError("spawned tasks take keys unique under their parent only")
+        if after is not None:
+            task = dataclasses.replace(task, after=tuple(after))
+        siblings = self.ref.parent
+        ref = cast(DocumentReference,
+                   siblings.document(task.id) if task.id else siblings.document())
+        self.spawned.append((ref, task))
+        return ref
+
+    def dependency_results(self) -> dict[str, Any]:
+        """The `result` of each task this one runs after, by id (None for one without)."""
+        return {id: record.fields.get("result") if record else None
+                for id, record in self._dependencies().items()}
+
+    def dependency_errors(self) -> dict[str, Any]:
+        """The `error` of each task this one runs after that did not complete (a dependent with
+        `onDependencyFailure: "run"` runs anyway, and can see why)."""
+        return {id: record.fields.get("error") for id, record in self._dependencies().items()
+                if record is not None and record.state != State.COMPLETED}
+
+    def _dependencies(self) -> dict[str, Any]:
+        if self.read_all is None or not self.after:
+            return {}
+        refs = [self.ref.parent.document(id) for id in self.after]
+        return dict(zip(self.after, self.read_all(refs), strict=True))
+
+    @property
+    def writes(self) -> StagedWrites:
+        """Where an atomic handler stages its Firestore writes: committed with the task's outcome,
+        exactly once (firetasks.staging)."""
+        if self.staged is None:
+            raise TypeError(f"task.writes is for atomic handlers: register '{self.name}' with "
+                            "atomic=True, or write through task.client")
+        return self.staged
 
     @property
     def id(self) -> str:

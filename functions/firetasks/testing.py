@@ -10,7 +10,8 @@ passes at once, and the outcomes are there to assert on.
     assert queue.get(ref).state == "completed"
 
 Handlers get a `Task` whose `ref` and `client` name the task but reach no database: a handler that
-reads or writes Firestore itself needs the emulator suite.
+reads or writes Firestore itself needs the emulator suite. An atomic handler's staged writes
+(`task.writes`) do land in the store, with the task's outcome: `queue.document(path)` shows them.
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ import copy
 import datetime
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import operations
+from firetasks import operations, periodic
 from firetasks.config import DEFAULT_COLLECTIONS, TaskQueue
-from firetasks.enqueue import NewTask
+from firetasks.enqueue import NewTask, add_tasks
 from firetasks.errors import TaskChanged, TaskNotFound
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry
-from firetasks.task import TRIGGER_STATES
+from firetasks.staging import StagedWrites
+from firetasks.store import new_refs
 
 START = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 VERSIONS = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # versions count up from here
@@ -67,7 +70,8 @@ class MemoryStore:
         self._writes = itertools.count(1)
         self.created: dict[str, datetime.datetime] = {}
         self.audit: list[dict[str, Any]] = []
-        self.events: list[str] = []  # paths written, in order: what triggers would deliver
+        self.events: list[tuple[str, object]] = []  # what triggers would deliver, in order:
+        # the paths written, each with its document's state before the write
 
     def read(self, ref: DocumentReference) -> TaskRecord | None:
         if ref.path not in self.documents:
@@ -81,6 +85,50 @@ class MemoryStore:
         if self.versions.get(ref.path) != version:
             return None
         return self.put(ref.path, fields)
+
+    def commit_if_unchanged(
+        self, ref: DocumentReference, version: Any, fields: Mapping[str, Any],
+        staged: StagedWrites,
+    ) -> Any | None:
+        if self.versions.get(ref.path) != version:
+            return None
+        exists = {path: True for path in self.documents}
+        for write in staged:  # all or nothing: check every write before applying any
+            if write.operation == "create" and exists.get(write.ref.path):
+                raise exceptions.Conflict(  # type: ignore[no-untyped-call]
+                    f"document already exists: {write.ref.path}")
+            if write.operation == "update" and not exists.get(write.ref.path):
+                raise exceptions.NotFound(  # type: ignore[no-untyped-call]
+                    f"no document to update: {write.ref.path}")
+            exists[write.ref.path] = write.operation != "delete"
+        for write in staged:
+            if write.operation == "delete" or (write.operation == "set" and not write.merge):
+                self.documents.pop(write.ref.path, None)
+            if write.operation != "delete":
+                self.put(write.ref.path, write.fields or {})
+        return self.put(ref.path, fields)
+
+    def write_all_if_unchanged(
+        self, changes: Sequence[tuple[TaskRecord, Mapping[str, Any]]]
+    ) -> bool:
+        if any(self.versions.get(record.path) != record.version for record, _ in changes):
+            return False
+        for record, fields in changes:
+            self.put(record.path, fields)
+        return True
+
+    def read_all(self, refs: Sequence[DocumentReference]) -> list[TaskRecord | None]:
+        return [self.read(ref) for ref in refs]
+
+    def count_in(self, refs: Sequence[DocumentReference], states: Collection[str]) -> int:
+        return sum(record is not None and record.state in states for record in self.read_all(refs))
+
+    def dependents(self, ref: DocumentReference, states: Collection[str]) -> list[TaskRecord]:
+        collection = ref.path.rsplit("/", 1)[0]
+        siblings = (self.read(self.client.document(path)) for path in list(self.documents)
+                    if path.rsplit("/", 1)[0] == collection)
+        return [record for record in siblings if record is not None and record.state in states
+                and ref.id in (record.fields.get("after") or [])]
 
     def transition(
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None
@@ -99,18 +147,27 @@ class MemoryStore:
         documents: Sequence[Mapping[str, Any]],
         collection: str,
         parent_fields: Mapping[str, Any] | None = None,
+        ids: Sequence[str | None] | None = None,
+        locks: Mapping[int, DocumentReference] | None = None,
     ) -> list[DocumentReference]:
+        locks = locks or {}
+        refs = new_refs(parent.collection(collection), ids or [None] * len(documents))
+        paths = [*refs, *locks.values(), *([parent] if parent_fields is not None else [])]
+        taken = [ref.path for ref in paths if ref.path in self.documents]
+        if taken:
+            raise exceptions.Conflict(  # type: ignore[no-untyped-call]
+                f"document already exists: {taken[0]}")
         if parent_fields is not None:
-            if parent.path in self.documents:
-                raise ValueError(f"{parent.path} already exists")
             self.put(parent.path, parent_fields, event=False)
-        refs = [parent.collection(collection).document() for _ in documents]
         for ref, document in zip(refs, documents, strict=True):
             self.put(ref.path, document)
+        for index, lock in locks.items():
+            self.put(lock.path, {"task": refs[index].path}, event=False)
         return refs
 
     def put(self, path: str, fields: Mapping[str, Any], event: bool = True) -> datetime.datetime:
         """Write fields to the document at `path`; its new version."""
+        before = self.documents.get(path, {}).get("state")
         document = self.documents.setdefault(path, {})
         self.created.setdefault(path, self.clock())
         for name, value in self._resolved(fields).items():
@@ -120,7 +177,7 @@ class MemoryStore:
                 document[name] = value
         self.versions[path] = VERSIONS + datetime.timedelta(microseconds=next(self._writes))
         if event:
-            self.events.append(path)
+            self.events.append((path, before))
         return self.versions[path]
 
     def _resolved(self, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,9 +214,15 @@ class MemoryQueue:
         self, parent: str, task: NewTask, *, collection: str | None = None
     ) -> DocumentReference:
         """Add a task under the document at `parent` (a path), as `add_tasks` does."""
-        [ref] = self.store.create(self.store.client.document(parent), [task.document()],
-                                  collection or self.queue.collections[0])
+        [ref] = self.add(parent, [task], collection=collection)
         return ref
+
+    def add(
+        self, parent: str, tasks: Sequence[NewTask], *, collection: str | None = None
+    ) -> list[DocumentReference]:
+        """Add tasks under `parent` atomically, as `add_tasks` does: keys, dependencies."""
+        return add_tasks(self.store.client.document(parent), tasks,
+                         collection=collection or self.queue.collections[0], store=self.store)
 
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
         """Write a task document as a client SDK would, with the fields given."""
@@ -171,9 +234,10 @@ class MemoryQueue:
         (up to `until`, if given), until nothing is left; the number delivered."""
         for step in range(MAX_STEPS):
             if self.store.events:
-                record = self.store.read(self.store.client.document(self.store.events.pop(0)))
-                if record is not None:
-                    self.processor.process(record, TRIGGER_STATES)
+                path, before = self.store.events.pop(0)
+                record = self.store.read(self.store.client.document(path))
+                if record is not None and path.split("/")[-2] in self.queue.collections:
+                    self.processor.handle(record, before)
             elif self.waker.pending and (until is None or self.waker.pending[0][0] <= until):
                 at, _, ref = heapq.heappop(self.waker.pending)
                 self.clock.now = max(self.clock.now, at)
@@ -189,6 +253,10 @@ class MemoryQueue:
             raise TaskNotFound(f"no task at {path}")
         return record
 
+    def document(self, path: str) -> dict[str, Any] | None:
+        """The fields of any document in the store (an atomic handler's writes, say)."""
+        return copy.deepcopy(self.store.documents.get(path))
+
     def tasks(self, states: Iterable[str] | None = None) -> list[TaskRecord]:
         """Every task of the queue's collections, in the order written (optionally only those in
         `states`)."""
@@ -203,7 +271,17 @@ class MemoryQueue:
 
     def cancel(self, ref: DocumentReference, **options: Any) -> dict[str, Any]:
         """What an operator's Cancel does (firetasks.operations.cancel)."""
-        return operations.cancel(ref, store=self.store, **options)
+        return operations.cancel(ref, store=self.store, queue=self.queue, now=self.clock(),
+                                 **options)
+
+    def tick(self, type: str, action: str) -> DocumentReference | None:
+        """What a periodic handler's scheduled function does at the clock's time
+        (firetasks.periodic.tick): the task of its latest firing, None if that exists already."""
+        fire = periodic.firing(self.queue, type, action, self.clock())
+        path = fire.path(self.queue)
+        if path in self.store.documents:
+            return None
+        return self.write(path, fire.document())
 
     def expire_leases(self) -> int:
         """What the sweeper does to `running` tasks whose lease expired; how many it ended."""

@@ -1,18 +1,24 @@
-"""The shop's task handlers: the seed's `order.sendConfirmationEmail` and `initiateProcessing`."""
+"""The shop's task handlers: the seed's `order.sendConfirmationEmail` and `initiateProcessing`, and
+the rest of an order's workflow (shop.orders): `payment.charge` before them, `shipping.ship`
+after."""
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
 from google.cloud import firestore
 
-from firetasks import ClientAccess, HandlerRegistry, PermanentError, Task
+from firetasks import ClientAccess, HandlerRegistry, PermanentError, RetentionPolicy, Task
+from shop.orders import ORDERS
 
 registry = HandlerRegistry()
 
 MAIL_COLLECTION = "mail"  # watched by the "Trigger Email from Firestore" extension
+REPORTS = "reports"  # the daily reports: reports/daily-{YYYY-MM-DD}
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+DECLINED_CARD = "4000000000000002"  # the simulated payment provider's test card that declines
 
 
 class OrderError(PermanentError):
@@ -31,8 +37,9 @@ def _order(task: Task) -> dict[str, Any]:
 
 # The order's owner may ask for the confirmation mail from the web app, once per order (the task's
 # id is `sendConfirmationEmail`). Processing an order is for servers only: a client could
-# otherwise push an unpaid order into fulfilment.
-@registry.handler("order", "sendConfirmationEmail", client=ClientAccess(
+# otherwise push an unpaid order into fulfilment. Both handlers only write to Firestore, so both
+# are atomic: their writes commit with the task's completion, exactly once, unclaimed.
+@registry.handler("order", "sendConfirmationEmail", atomic=True, client=ClientAccess(
     once_per_parent=True, data="data.keys().hasOnly(['orderId'])"))
 def send_confirmation_email(task: Task) -> dict[str, str]:
     """Queue the confirmation mail in the Trigger Email extension's format."""
@@ -43,7 +50,7 @@ def send_confirmation_email(task: Task) -> dict[str, str]:
     order_id = task.parent.id
     items = order.get("items") or []
     lines = "\n".join(f"- {item}" for item in items) or "- (no items)"
-    _, mail = task.client.collection(MAIL_COLLECTION).add({
+    mail = task.writes.create(task.client.collection(MAIL_COLLECTION).document(), {
         "to": email,
         "message": {
             "subject": f"Your order {order_id} is confirmed",
@@ -58,12 +65,49 @@ def send_confirmation_email(task: Task) -> dict[str, str]:
 
 
 # The seed's pseudo-code names this handler both ways; the second shows a dotted action.
-@registry.handler("order", "initiateProcessing")
-@registry.handler("inventory", "mutations.initiateOrderProcessing")
+@registry.handler("order", "initiateProcessing", atomic=True)
+@registry.handler("inventory", "mutations.initiateOrderProcessing", atomic=True)
 def initiate_processing(task: Task) -> dict[str, Any]:
     """Move the order to `processing`; doing it again changes nothing."""
     order = _order(task)
     if order.get("status") == "processing":
         return {"status": "processing", "changed": False}
-    task.parent.update({"status": "processing", "processingAt": firestore.SERVER_TIMESTAMP})
+    task.writes.update(task.parent,
+                       {"status": "processing", "processingAt": firestore.SERVER_TIMESTAMP})
     return {"status": "processing", "changed": True}
+
+
+# Every morning at 6 in Berlin, a task counts the orders of the 24 hours before (a periodic task:
+# firetasks.periodic). Its task is kept 90 days once completed, failures the default 30.
+@registry.periodic("reports", "daily", schedule="every day 06:00", timezone="Europe/Berlin",
+                   retention=RetentionPolicy(completed=datetime.timedelta(days=90)))
+def daily_report(task: Task) -> dict[str, Any]:
+    """Write reports/daily-{date}: the number of orders created in the day before the firing."""
+    until = datetime.datetime.fromisoformat(task.data["fireTime"])
+    since = until - datetime.timedelta(days=1)
+    orders = (task.client.collection(ORDERS)
+              .where(filter=firestore.FieldFilter("createdAt", ">=", since))
+              .where(filter=firestore.FieldFilter("createdAt", "<", until)))
+    [[count]] = orders.count().get()
+    report = task.client.collection(REPORTS).document(f"daily-{since.date().isoformat()}")
+    report.set({"orders": count.value, "since": since, "until": until, "taskPath": task.path})
+    return {"orders": count.value, "report": report.path}
+
+
+# A charge calls a payment provider: an external effect that must not repeat, so claim mode (the
+# default): the claim makes sure one invocation per attempt calls the provider.
+@registry.handler("payment", "charge")
+def charge(task: Task) -> dict[str, str]:
+    """Charge the order's card (simulated: the provider declines DECLINED_CARD)."""
+    order = _order(task)
+    if order.get("card") == DECLINED_CARD:
+        raise OrderError(f"card ending {DECLINED_CARD[-4:]} was declined")
+    return {"chargeId": f"ch_{task.parent.id}"}
+
+
+@registry.handler("shipping", "ship", atomic=True)
+def ship(task: Task) -> dict[str, Any]:
+    """Mark the order shipped, once its confirmation and processing are done."""
+    done = task.dependency_results()
+    task.writes.update(task.parent, {"status": "shipped", "shippedAt": firestore.SERVER_TIMESTAMP})
+    return {"status": "shipped", "after": sorted(done)}

@@ -1,4 +1,13 @@
-"""Placing an order: the order document and its tasks, written together (the seed's createOrder)."""
+"""Placing an order: the order document and its workflow, written together (the seed's
+createOrder, grown into a small workflow):
+
+    payment.charge -> order.sendConfirmationEmail  -> shipping.ship
+                   -> order.initiateProcessing     ->
+
+Every task has a key, so placing the same order twice (a retried request, a double click) creates
+nothing new. A declined charge fails processing and shipping (the default policy) and skips the
+confirmation mail (`cancelled`), each saying why; an operator's retry of the charge runs the rest.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +21,29 @@ from firetasks import NewTask, create_with_tasks
 ORDERS = "orders"
 
 
+TEST_CARD = "4242424242424242"
+
+
+def order_workflow(order_id: str) -> list[NewTask]:
+    data = {"orderId": order_id}
+    return [
+        NewTask("payment", "charge", data, key="charge"),
+        NewTask("order", "sendConfirmationEmail", data, key="sendConfirmationEmail",
+                after=["charge"], on_dependency_failure="skip"),
+        NewTask("order", "initiateProcessing", data, key="initiateProcessing", after=["charge"]),
+        NewTask("shipping", "ship", data, key="ship",
+                after=["sendConfirmationEmail", "initiateProcessing"]),
+    ]
+
+
 def create_order(
-    client: firestore.Client, order_id: str, *, email: str, items: Sequence[str], uid: str = ""
+    client: firestore.Client,
+    order_id: str,
+    *,
+    email: str,
+    items: Sequence[str],
+    uid: str = "",
+    card: str = TEST_CARD,
 ) -> DocumentReference:
     order = client.collection(ORDERS).document(order_id)
     create_with_tasks(
@@ -22,12 +52,10 @@ def create_order(
             "email": email,
             "items": list(items),
             "uid": uid,
+            "card": card,
             "status": "created",
             "createdAt": firestore.SERVER_TIMESTAMP,
         },
-        [
-            NewTask("order", "sendConfirmationEmail", {"orderId": order_id}),
-            NewTask("order", "initiateProcessing", {"orderId": order_id}),
-        ],
+        order_workflow(order_id),
     )
     return order

@@ -8,7 +8,7 @@ import time
 
 from google.cloud import firestore
 
-from firetasks import HandlerRegistry, PermanentError, RetryAfter, RetryPolicy, Task
+from firetasks import HandlerRegistry, NewTask, PermanentError, RetryAfter, RetryPolicy, Task
 
 RUNS = "probeRuns"  # one document per handler run: what the tests count
 QUICK = RetryPolicy(max_attempts=3, min_delay=1.0, max_delay=4.0)
@@ -65,3 +65,42 @@ def crash(task: Task) -> dict[str, int]:
     if task.attempt == 1:
         os._exit(1)
     return {"attempt": task.attempt}
+
+
+EFFECTS = "probeEffects"  # one document per committed effect of an atomic probe
+
+
+@registry.handler("probe", "atomicCount", atomic=True, retry=QUICK)
+def atomic_count(task: Task) -> None:
+    """Counts its committed runs: +1 on the document `data.counter`, staged."""
+    record(task)
+    task.writes.set(task.client.document(task.data["counter"]),
+                    {"runs": firestore.Increment(1)}, merge=True)
+
+
+@registry.handler("probe", "atomicCrash", atomic=True, retry=QUICK)
+def atomic_crash(task: Task) -> None:
+    """Stages an effect, then kills its worker on its first run, before the commit."""
+    record(task)
+    task.writes.create(task.client.collection(EFFECTS).document(), {"taskPath": task.path})
+    runs = task.client.collection(RUNS).where(
+        filter=firestore.FieldFilter("taskPath", "==", task.path)).count().get()
+    if runs[0][0].value == 1:
+        os._exit(1)
+
+
+@registry.handler("probe", "spawn", retry=QUICK)
+def spawn(task: Task) -> None:
+    """Spawns `data.children` tasks without keys, then fails if `data.fail`: only a completed
+    attempt creates them."""
+    record(task)
+    for _ in range(task.data.get("children", 1)):
+        task.spawn(NewTask("probe", "flaky", {"spawnedBy": task.id}))
+    if task.data.get("fail"):
+        raise PermanentError("failed after spawning")
+
+
+@registry.handler("probe", "atomicSpawn", atomic=True, retry=QUICK)
+def atomic_spawn(task: Task) -> None:
+    """`probe.spawn` in atomic mode."""
+    spawn(task)

@@ -1,22 +1,70 @@
-"""The benchmark's handlers: no work at all, and 50 ms of work failing one run in ten."""
+"""The benchmark's handlers, each registered twice: type `bench` in claim mode (which the naive
+baseline also runs) and type `benchAtomic` in atomic mode, with the same body and the same writes.
+
+- `noop`: no work at all;
+- `work`: 50 ms of work, failing one run in ten;
+- `mail`: the confirmation mail's real effect, one document created in `benchMail`.
+
+A body stages its writes; in claim mode (and for the baseline) the handler commits them itself, in
+one batch, as a handler writing directly would; in atomic mode the processor commits them with the
+task's outcome.
+"""
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+
+from google.cloud import firestore
 
 from firetasks import HandlerRegistry, RetryPolicy, Task
+from firetasks.retry import DEFAULT_RETRY
+from firetasks.staging import StagedWrites
+
+Body = Callable[[Task, StagedWrites], None]
+MAIL = "benchMail"
 
 registry = HandlerRegistry()
 
 
-@registry.handler("bench", "noop")
-def noop(task: Task) -> None:
+def noop(task: Task, writes: StagedWrites) -> None:
     return None
 
 
-@registry.handler("bench", "work", retry=RetryPolicy(max_attempts=5, min_delay=0.5))
-def work(task: Task) -> None:
+def work(task: Task, writes: StagedWrites) -> None:
     time.sleep(0.05)
     if random.random() < 0.1:
         raise RuntimeError("one run in ten fails")
+
+
+def mail(task: Task, writes: StagedWrites) -> None:
+    writes.create(task.client.collection(MAIL).document(), {
+        "to": "ada@example.com", "taskPath": task.path, "createdAt": firestore.SERVER_TIMESTAMP,
+    })
+
+
+def committing_itself(body: Body) -> Callable[[Task], None]:
+    def handler(task: Task) -> None:
+        writes = StagedWrites()
+        body(task, writes)
+        if len(writes):
+            batch = task.client.batch()
+            writes.apply(batch)
+            batch.commit()
+
+    return handler
+
+
+def staging(body: Body) -> Callable[[Task], None]:
+    def handler(task: Task) -> None:
+        body(task, task.writes)
+
+    return handler
+
+
+RETRY = {"work": RetryPolicy(max_attempts=5, min_delay=0.5)}
+for action, body in {"noop": noop, "work": work, "mail": mail}.items():
+    retry = RETRY.get(action, DEFAULT_RETRY)
+    registry.register("bench", action, committing_itself(body), retry=retry)
+    registry.register("benchAtomic", action, staging(body), retry=retry, atomic=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,8 +17,9 @@ from google.cloud import firestore
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from firetasks import db as firetasks_db
+from firetasks import operations
 from shop.orders import create_order
-from tests.support import dashboard_url, wait_for_state, wait_until
+from tests.support import dashboard_url, task_fields, wait_for_state, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -27,7 +29,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium")
     with sync_playwright() as playwright:
@@ -37,19 +39,31 @@ def browser():
 
 
 @pytest.fixture
+def browser(chromium):
+    """The browser, whose pages close after each test: open pages keep polling the API."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
+
+
+@pytest.fixture
 def shots(tmp_path):
     folder = Path(os.environ.get("FIRETASKS_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return lambda page, name: page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
-def signed_in(browser: Browser, person, viewport=DESKTOP) -> Page:
+def signed_in(browser: Browser, person, viewport=DESKTOP, url: str = "") -> Page:
     page = browser.new_page(viewport=viewport)
-    page.goto(dashboard_url())
+    page.goto(dashboard_url() + url)
+    sign_in_on(page, person)
+    return page
+
+
+def sign_in_on(page: Page, person) -> None:
     page.fill("input[name=email]", person.email)
     page.fill("input[name=password]", person.password)
     page.click("#sign-in-form button[type=submit]")
-    return page
 
 
 def failed_email_task(db, order_id: str, email: str):
@@ -90,11 +104,14 @@ def test_an_admin_sees_why_a_task_failed_retries_it_and_sees_it_complete(
 
     order.update({"email": "fixed@example.com"})  # customer care fixed the order elsewhere
     page.click("#retry")
-    expect(page.locator("#message")).to_contain_text("failed → scheduled")
+    expect(page.locator(".actions #action-message")).to_contain_text("failed → scheduled")
     wait_for_state(task, ("completed",))
-    row.click()
+    # The open detail follows the task by itself: no click, no reload.
     expect(page.locator("#detail-fields")).to_contain_text("completed")
     expect(page.locator("#history tbody tr")).to_have_count(2)
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#retry")).to_be_visible()
+    expect(row).to_contain_text("completed")
     expect(page.locator("#audit-log")).to_contain_text(people["admin"].email)
 
     phone = signed_in(browser, people["admin"], viewport=PHONE)
@@ -172,3 +189,150 @@ def test_a_revoked_operator_is_asked_to_sign_in_again_and_told_why(browser, uid)
     expect(page.locator("#message")).to_contain_text("your session was ended")
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
+
+
+def test_an_action_on_a_task_that_moved_on_says_so_next_to_its_button(browser, db, uid, people):
+    order, task = failed_email_task(db, uid, "not-an-email")
+    page = signed_in(browser, people["admin"])
+    show_order(page, uid)
+    page.locator(f"tr[data-path='{task.path}']").click()
+    expect(page.locator("#retry")).to_be_visible()
+    order.update({"email": "fixed@example.com"})
+    operations.retry(task)  # another agent, meanwhile
+    wait_for_state(task, ("completed",))
+    page.click("#retry")
+    message = page.locator(".actions #action-message")
+    expect(message).to_contain_text("retry failed")
+    expect(message).to_contain_text(re.compile("changed since it was shown|completed now"))
+    expect(page.locator("#detail-fields")).to_contain_text("completed")  # shown as it is now
+    expect(page.locator("#message")).to_be_hidden()
+
+
+def test_a_task_without_a_handler_says_so_and_can_be_cancelled(browser, db, uid, people):
+    task = db.document(f"orders/{uid}/tasks/orphan")
+    task.set(task_fields("nobody", "handlesThis", createdAt=firestore.SERVER_TIMESTAMP))
+    page = signed_in(browser, people["admin"])
+    show_order(page, uid)
+    row = page.locator(f"tr[data-path='{task.path}']")
+    expect(row).to_contain_text("no handler in this deployment")
+    row.click()
+    expect(page.locator("#detail-hint")).to_contain_text(
+        "no handler in this deployment: nobody.handlesThis")
+    page.click("#cancel")
+    expect(page.locator(".actions #action-message")).to_contain_text(
+        "cancel: scheduled → cancelled")
+    expect(page.locator("#detail-fields")).to_contain_text("cancelled")
+    expect(page.locator("#cancel")).to_be_hidden()
+    assert task.get().get("state") == "cancelled"
+
+
+def test_links_name_the_task_or_the_list_and_open_it_after_sign_in(browser, db, uid, people):
+    _, task = failed_email_task(db, uid, "not-an-email")
+    page = signed_in(browser, people["admin"])
+    show_order(page, uid)
+    assert "#/tasks?" in page.url
+    assert f"parent={uid}" in page.url
+    page.locator(f"tr[data-path='{task.path}']").click()
+    expect(page.locator("#detail")).to_be_visible()
+    assert page.url.endswith(f"#/task/{task.path}")
+    task_link = page.url
+    page.click("#detail-parent")
+    assert "#/tasks?" in page.url
+    assert f"parent=orders%2F{uid}" in page.url
+    list_link = page.url
+
+    shared = signed_in(browser, people["admin"], url=task_link.split("/dashboard/")[1])
+    expect(shared.locator("#detail-path")).to_have_text(task.path)
+    expect(shared.locator("#detail-fields")).to_contain_text("OrderError")
+    shared = signed_in(browser, people["admin"], url=list_link.split("/dashboard/")[1])
+    expect(shared.locator("#filters input[name=parent]")).to_have_value(f"orders/{uid}")
+    expect(shared.locator("#tasks tbody tr")).to_have_count(len(task.parent.get()))
+    expect(shared.locator("#detail")).to_be_hidden()
+
+
+@pytest.mark.parametrize("wrong", ["password", "email"])
+def test_a_failed_sign_in_says_why_in_words(browser, people, wrong):
+    admin = people["admin"]
+    person = SimpleNamespace(
+        email=admin.email if wrong == "password" else f"nobody-{admin.email}",
+        password="not-the-password" if wrong == "password" else admin.password)
+    page = signed_in(browser, person)
+    expect(page.locator("#message")).to_have_text("Wrong email or password.")
+    expect(page.locator("#sign-in")).to_be_visible()
+
+
+def test_no_request_of_the_page_fails_and_ids_wrap_only_between_names(browser, db, uid, people):
+    _, task = failed_email_task(db, f"{uid}-customer-order-with-a-long-id", "x")
+    page = browser.new_page(viewport=PHONE)
+    failed: list[str] = []
+    page.on("response", lambda response: failed.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
+    page.on("requestfailed", lambda request: failed.append(f"failed {request.url}"))
+    page.goto(dashboard_url())
+    sign_in_on(page, people["admin"])
+    show_order(page, task.parent.parent.path)
+    expect(page.locator("#tasks tbody tr")).to_have_count(len(task.parent.get()))  # its own
+    cell = page.locator(f"tr[data-path='{task.path}'] td").first
+    expect(cell).to_have_text(task.path)
+    breaks = cell.evaluate(LINE_BREAKS)
+    assert breaks, "the path should need more than one line at phone width"
+    assert set(breaks) <= {"/", "."}, breaks
+    assert page.locator("link[rel=icon]").get_attribute("href").startswith("data:image/")
+    assert failed == []
+
+
+LINE_BREAKS = """(cell) => {
+  // The character before each line break of the cell's text.
+  const chars = [];
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      chars.push([node.data[i], range.getBoundingClientRect().top]);
+    }
+  }
+  return chars.slice(1).flatMap(([, top], i) => (top > chars[i][1] + 2 ? [chars[i][0]] : []));
+}"""
+
+COUNT_STATS_CALLS = """() => {
+  window.statsCalls = 0;
+  const fetched = window.fetch;
+  window.fetch = (url, ...rest) => {
+    if (String(url).startsWith("api/stats")) window.statsCalls += 1;
+    return fetched(url, ...rest);
+  };
+}"""
+
+SET_VISIBILITY = """(state) => {
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+  Object.defineProperty(document, "hidden", { configurable: true, get: () => state === "hidden" });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_the_overview_refreshes_slowly_while_the_tab_is_hidden(browser, people):
+    page = browser.new_page(viewport=DESKTOP)
+    page.clock.install()  # the page's timers run when the test moves this clock
+    page.add_init_script(f"({COUNT_STATS_CALLS})()")
+    page.goto(dashboard_url())
+    sign_in_on(page, people["admin"])
+    expect(page.locator("#app")).to_be_visible()
+    page.clock.pause_at(page.evaluate("Date.now()") + 100)  # from here, only run_for moves it
+
+    def calls_after(milliseconds: int) -> int:
+        before = page.evaluate("window.statsCalls")
+        page.clock.run_for(milliseconds)
+        return page.evaluate("window.statsCalls") - before
+
+    assert calls_after(5_000) == 1  # visible: every 5 s
+    assert calls_after(10_000) == 2
+    page.evaluate(SET_VISIBILITY, "hidden")
+    assert calls_after(59_000) == 0  # hidden: every 60 s
+    assert calls_after(2_000) == 1
+    before = page.evaluate("window.statsCalls")
+    page.evaluate(SET_VISIBILITY, "visible")
+    assert page.evaluate("window.statsCalls") == before + 1  # at once when shown again
+    assert calls_after(5_000) == 1

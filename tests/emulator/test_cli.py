@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from firetasks import cli
 from firetasks.audit import AUDIT_COLLECTION
-from tests.support import wait_for_state
+from firetasks.db import find_project
+from tests.support import ROOT, wait_for_state
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +107,45 @@ def test_stats_counts_by_state_and_handler(capsys, failed_task):
     figures = json.loads(out)
     assert figures["byState"]["failed"] >= 1
     assert figures["byHandler"]["probe.permanent"]["failed"] >= 1
+
+
+def test_list_shows_the_error_of_failed_tasks(capsys, failed_task, uid):
+    code, out, _ = run(capsys, "list", "--parent", uid)
+    assert code == 0
+    header, row = out.splitlines()[:2]
+    assert header.split()[-1] == "ERROR"
+    assert row.startswith(failed_task.path)
+    assert row.split()[2:4] == ["failed", "1"]
+    assert row.endswith(" PermanentError: card declined")
+
+
+@pytest.fixture
+def no_project_set(monkeypatch):
+    """Only FIRESTORE_EMULATOR_HOST, as the README's CLI section starts."""
+    monkeypatch.delenv("GCLOUD_PROJECT", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+
+
+def test_without_a_project_set_the_cli_takes_the_firebaserc_default(
+        capsys, monkeypatch, no_project_set, failed_task, uid):
+    monkeypatch.chdir(ROOT / "functions")  # the README's `cd functions`: ../.firebaserc
+    code, out, _ = run(capsys, "list", "--parent", uid)
+    assert code == 0
+    assert failed_task.path in out
+    assert "1 task(s)" in out
+
+
+def test_without_any_project_the_cli_fails_instead_of_answering_empty(
+        capsys, monkeypatch, no_project_set, tmp_path, failed_task, uid):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "list", "--parent", uid)
+    assert (code, out) == (2, "")
+    assert "no project: give --project, set GCLOUD_PROJECT" in err
+    (tmp_path / ".firebaserc").write_text(json.dumps({"projects": {"staging": "x"}}))
+    code, out, err = run(capsys, "stats")
+    assert (code, out) == (2, "")
+    assert f"{tmp_path / '.firebaserc'} names no default project" in err
+    project = find_project(None, environ=os.environ, start=ROOT / "functions")
+    code, out, _ = run(capsys, "--project", project, "list", "--parent", uid)
+    assert code == 0
+    assert failed_task.path in out

@@ -237,3 +237,12 @@ def test_the_page_is_served_with_a_strict_policy():
     missing = requests.get(URL + "nothing-here", timeout=30)
     assert missing.status_code == 404
     assert missing.json() == {"error": "no such page: nothing-here"}
+
+
+def test_lists_and_details_say_whether_this_deployment_has_a_handler(admin, db, uid, failed_task):
+    [orphan] = add_tasks(db.document(f"orders/{uid}"), [NewTask("nobody", "handlesThis")])
+    _, page = call("api/tasks", token=admin, parent=uid)
+    assert {task["path"]: task["handled"] for task in page["tasks"]} == {
+        orphan.path: False, failed_task.path: True}
+    _, task = call("api/task", token=admin, path=orphan.path)
+    assert (task["state"], task["handled"]) == ("scheduled", False)

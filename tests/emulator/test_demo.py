@@ -1,18 +1,46 @@
 """The demo `make dev` runs: seeded orders end as the README says, and the retry works."""
 
+from firetasks import operations
+from tests.support import wait_for_state
 from tools import demo
 
 
-def test_the_demo_seeds_one_failure_that_customer_care_can_fix(db):
+def test_the_demo_seeds_one_failure_that_customer_care_can_fix(db, capsys):
     demo.seed(db)
     tasks = demo.wait_processed(db)
     states = {(t.reference.parent.parent.id, t.get("action")): t.get("state") for t in tasks}
-    assert states == {
-        (order, action): "failed" if (order, action) == (demo.BAD_ORDER, "sendConfirmationEmail")
-        else "completed"
-        for order in demo.DEMO_ORDERS for action in ("sendConfirmationEmail", "initiateProcessing")
-    }
-
-    demo.retry(db)
+    assert states.pop((demo.BAD_ORDER, "sendConfirmationEmail")) == "failed"
+    assert {state for (order, _), state in states.items() if order != demo.BAD_ORDER} == {
+        "completed"}
+    [failed] = [t.reference for t in tasks if t.get("action") == "sendConfirmationEmail"
+                and t.reference.parent.parent.id == demo.BAD_ORDER]
+    order = failed.parent.parent
+    capsys.readouterr()
+    assert demo.retry(db) == [failed.path]
+    out = capsys.readouterr().out
+    assert f"email 'not-an-email' is not valid, changed to '{demo.FIXED_EMAIL}'" in out
+    assert f"retried {failed.path}: failed -> scheduled" in out
     retried = demo.wait_processed(db)
     assert {t.get("state") for t in retried} == {"completed"}
+
+    assert demo.retry(db) == []  # nothing failed: it says so and changes nothing
+    assert "no failed tasks to retry" in capsys.readouterr().out
+    assert order.get().get("email") == demo.FIXED_EMAIL
+
+
+def test_the_demo_retry_keeps_an_email_customer_care_already_fixed(db, capsys):
+    demo.seed(db)
+    order = db.document(f"orders/{demo.BAD_ORDER}")
+    [task] = [t for t in demo.wait_processed(db)
+              if t.reference.parent.parent.id == demo.BAD_ORDER
+              and t.get("action") == "sendConfirmationEmail"]
+    if task.get("state") != "failed":  # the first test fixed it: make it fail again
+        order.update({"email": "still-not-an-email"})
+        operations.retry(task.reference)
+        demo.wait_processed(db)
+    order.update({"email": "care-fixed@example.org"})
+    capsys.readouterr()
+    assert demo.retry(db) == [task.reference.path]
+    assert "email 'care-fixed@example.org' kept" in capsys.readouterr().out
+    assert wait_for_state(task.reference)["state"] == "completed"
+    assert order.get().get("email") == "care-fixed@example.org"

@@ -36,6 +36,8 @@ def value(python: object) -> dict:
         return {"timestampValue": python.isoformat()}
     if isinstance(python, dict):
         return {"mapValue": {"fields": {k: value(v) for k, v in python.items()}}}
+    if isinstance(python, list):
+        return {"arrayValue": {"values": [value(v) for v in python]}}
     raise TypeError(python)
 
 
@@ -160,3 +162,24 @@ def test_one_confirmation_per_order_with_its_own_id_and_data(order, people):
     assert create(path, {**TASK, "data": {"orderId": "o-1"}}, owner, ("createdAt",)) == 200
     assert create(path, TASK, owner, ("createdAt",)) == 409  # the second one: it exists
     assert update(path, TASK, owner) == 403  # nor may it be overwritten
+
+
+def test_a_client_s_key_is_its_task_s_id_and_a_second_create_is_refused(order, people):
+    owner = people["owner"].token
+    path = f"{order}/tasks/{CONFIRMATION}"
+    assert create(path, {**TASK, "key": "other"}, owner, ("createdAt",)) == 403
+    assert create(path, {**TASK, "key": CONFIRMATION}, owner, ("createdAt",)) == 200
+    assert create(path, {**TASK, "key": CONFIRMATION}, owner, ("createdAt",)) == 409
+
+
+@pytest.mark.parametrize(("change", "status"), [
+    ({"state": "waiting", "after": ["charge"]}, 200),
+    ({"state": "waiting", "after": ["charge"], "onDependencyFailure": "skip"}, 200),
+    ({"state": "waiting"}, 403),
+    ({"state": "waiting", "after": []}, 403),
+    ({"after": ["charge"]}, 403),
+    ({"state": "waiting", "after": ["charge"], "onDependencyFailure": "ignore"}, 403),
+], ids=["waiting", "skip", "no-after", "empty-after", "scheduled-with-after", "bad-policy"])
+def test_a_client_s_task_waits_for_others_only_as_a_waiting_task(order, people, change, status):
+    assert create(f"{order}/tasks/{CONFIRMATION}", {**TASK, **change}, people["owner"].token,
+                  ("createdAt",)) == status

@@ -14,9 +14,10 @@ from tests.support import mails_for, task_fields, wait_for_state
 def test_an_order_s_tasks_complete_with_their_side_effects(db, uid):
     order = create_order(db, f"{uid}-o", email="ada@example.com", items=["tea", "cake"])
     tasks = list(order.collection("tasks").stream())
-    assert {t.get("action") for t in tasks} == {"sendConfirmationEmail", "initiateProcessing"}
+    assert {t.get("action") for t in tasks} == {
+        "charge", "sendConfirmationEmail", "initiateProcessing", "ship"}
 
-    finished = {t.get("action"): wait_for_state(t.reference) for t in tasks}
+    finished = {t.get("action"): wait_for_state(t.reference, timeout=60) for t in tasks}
     email = finished["sendConfirmationEmail"]
     assert email["state"] == "completed"
     assert email["attempts"] == 1
@@ -31,7 +32,8 @@ def test_an_order_s_tasks_complete_with_their_side_effects(db, uid):
 
     assert finished["initiateProcessing"]["state"] == "completed"
     assert finished["initiateProcessing"]["result"] == {"status": "processing", "changed": True}
-    assert order.get().get("status") == "processing"
+    assert finished["charge"]["result"] == {"chargeId": f"ch_{uid}-o"}
+    assert order.get().get("status") == "shipped"  # after processing, by `ship`
 
 
 def test_a_dotted_action_reaches_its_nested_handler(db, uid):

@@ -41,9 +41,12 @@ def test_bad_names_are_refused_at_registration(type_, action):
         HandlerRegistry().register(type_, action, noop)
 
 
-def test_the_shop_registers_the_seed_handlers():
+def test_the_shop_registers_the_seed_handlers_and_its_daily_report():
     assert shop_registry.names() == [
         "inventory.mutations.initiateOrderProcessing",
         "order.initiateProcessing",
         "order.sendConfirmationEmail",
+        "payment.charge",
+        "reports.daily",
+        "shipping.ship",
     ]

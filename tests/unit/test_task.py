@@ -38,12 +38,13 @@ def test_actions_may_be_names_or_dotted_paths(action):
         ({"action": "a..b"}, "'action' must be a name or a dotted path"),
         ({"action": None}, "got NoneType None"),
         ({"data": ["orderId"]}, "'data' must be a map, got list"),
-        ({"state": "bogus"}, "'state' must be one of scheduled, running, retrying, completed"),
-        ({"state": ["scheduled"]}, "'state' must be one of scheduled"),
-        ({"state": {"is": "scheduled"}}, "'state' must be one of scheduled"),
+        ({"state": "bogus"},
+         "'state' must be one of waiting, scheduled, running, retrying, completed"),
+        ({"state": ["scheduled"]}, "'state' must be one of waiting, scheduled"),
+        ({"state": {"is": "scheduled"}}, "'state' must be one of waiting, scheduled"),
         ({"attempts": -1}, "'attempts' must be a whole number >= 0"),
         ({"attempts": True}, "'attempts' must be a whole number >= 0, got bool True"),
-        ({"priority": 1}, "unknown field(s) 'priority'; allowed: action, attempts"),
+        ({"priority": 1}, "unknown field(s) 'priority'; allowed: action, after, attempts"),
     ],
 )
 def test_each_problem_is_named(changes, expected):
@@ -68,13 +69,14 @@ def test_long_values_are_shortened_in_messages():
 
 def test_states_are_the_documented_strings():
     assert [state.value for state in State] == [
-        "scheduled", "running", "retrying", "completed", "failed", "cancelled"]
+        "waiting", "scheduled", "running", "retrying", "completed", "failed", "cancelled"]
 
 
 @pytest.mark.parametrize(
     ("old", "new"),
     [("scheduled", "running"), ("retrying", "running"), ("running", "retrying"),
-     ("running", "cancelled"), ("failed", "scheduled"), ("cancelled", "scheduled")],
+     ("running", "cancelled"), ("failed", "scheduled"), ("cancelled", "scheduled"),
+     ("scheduled", "completed"), ("retrying", "retrying")],  # an atomic attempt: no claim
 )
 def test_the_state_machine_allows(old, new):
     check_transition(old, State(new))
@@ -82,7 +84,7 @@ def test_the_state_machine_allows(old, new):
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [("completed", "running"), ("failed", "cancelled"), ("scheduled", "completed"),
+    [("completed", "running"), ("failed", "cancelled"), ("completed", "retrying"),
      ("cancelled", "running"), ("bogus", "scheduled"), (None, "running"), (["x"], "running")],
 )
 def test_the_state_machine_refuses(old, new):

@@ -1,12 +1,28 @@
 // The firetasks dashboard. Task data is untrusted: it is only ever put on the page as text
 // (textContent), never as HTML. The ID token lives in sessionStorage and goes in a header.
 const STATES = ["scheduled", "running", "retrying", "completed", "failed", "cancelled"];
-const REFRESH_MS = 5000;
+const ACTIVE = ["scheduled", "running", "retrying"]; // may still change by themselves
+const REFRESH_MS = 5000; // the overview, while the tab is visible
+const HIDDEN_REFRESH_MS = 60000; // ... while it is hidden (and at once when shown again)
+const DETAIL_MS = 2000; // an open task that is still active
+const NO_HANDLER = "no handler in this deployment";
+const SIGN_IN_ERRORS = {
+  EMAIL_NOT_FOUND: "Wrong email or password.",
+  INVALID_PASSWORD: "Wrong email or password.",
+  INVALID_LOGIN_CREDENTIALS: "Wrong email or password.",
+  INVALID_EMAIL: "That is not an email address.",
+  MISSING_PASSWORD: "Enter your password.",
+  USER_DISABLED: "This account is disabled: ask an administrator.",
+  TOO_MANY_ATTEMPTS_TRY_LATER: "Too many failed attempts: wait a few minutes, then try again.",
+  OPERATION_NOT_ALLOWED: "Sign-in with email and password is not enabled for this project.",
+};
 const $ = (selector) => document.querySelector(selector);
 let config = null;
 let filters = {};
 let nextCursor = null;
 let current = null; // the task shown in the detail panel
+let overviewTimer = null;
+let detailTimer = null;
 
 function token() { return sessionStorage.getItem("firetasks.token"); }
 
@@ -25,6 +41,54 @@ function el(tag, text, className) {
 }
 
 function stateBadge(state) { return el("span", state, `state ${STATES.includes(state) ? state : ""}`); }
+
+// An id or path as text that may wrap only after a "/" or a ".", never inside a name (app.css
+// keeps each part on one line).
+function breakable(text, tag = "span") {
+  const node = el(tag, null, "id");
+  for (const part of String(text ?? "").split(/(?<=[/.])/)) {
+    node.append(el("span", part), document.createElement("wbr"));
+  }
+  node.title = String(text ?? "");
+  return node;
+}
+
+function note(selector, text, ok) {
+  const node = $(selector);
+  node.textContent = text;
+  node.className = `note ${ok ? "ok" : "error"}`;
+  show(node, Boolean(text));
+}
+
+// The view in the URL, to share: #/task/<path> or #/tasks?<filters>.
+function remember(view) {
+  const url = `#/${view}`;
+  if (location.hash !== url) history.pushState(null, "", url);
+}
+
+function taskView(path) { return `task/${path.split("/").map(encodeURIComponent).join("/")}`; }
+
+function listView(chosen) {
+  const query = new URLSearchParams(chosen).toString();
+  return query ? `tasks?${query}` : "tasks";
+}
+
+async function followLink() {
+  const view = location.hash.replace(/^#\/?/, "");
+  if (view.startsWith("task/")) {
+    const path = view.slice("task/".length).split("/").map(decodeURIComponent).join("/");
+    await Promise.all([loadTasks(true), openTask(path, false)]);
+  } else if (view.startsWith("tasks")) {
+    await applyFilters(Object.fromEntries(new URLSearchParams(view.split("?")[1] || "")), false);
+  } else {
+    await loadTasks(true);
+  }
+}
+
+function signInError(code) {
+  const known = SIGN_IN_ERRORS[String(code || "").split(/[\s:]/)[0]];
+  return known || `Sign-in failed: ${code || "no answer"}.`;
+}
 
 function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 
@@ -84,8 +148,8 @@ async function signIn(email, password) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ email, password, returnSecureToken: true }),
   });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.message : "sign-in failed");
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(signInError(data.error && data.error.message));
   sessionStorage.setItem("firetasks.token", data.idToken);
   sessionStorage.setItem("firetasks.refresh", data.refreshToken);
   sessionStorage.setItem("firetasks.email", data.email);
@@ -102,7 +166,25 @@ async function start() {
   show($("#app"), true);
   show($("#sign-out"), true);
   $("#who").textContent = sessionStorage.getItem("firetasks.email") || "";
-  await Promise.all([loadTasks(true), loadAudit()]);
+  await Promise.all([followLink(), loadAudit()]);
+}
+
+// The overview every REFRESH_MS while the tab is visible, every HIDDEN_REFRESH_MS while hidden.
+function scheduleOverview() {
+  clearTimeout(overviewTimer);
+  const delay = document.visibilityState === "hidden" ? HIDDEN_REFRESH_MS : REFRESH_MS;
+  overviewTimer = setTimeout(() => {
+    scheduleOverview();
+    if (token() && !$("#app").hidden) refreshOverview().catch(() => {});
+  }, delay);
+}
+
+function visibilityChanged() {
+  if (document.visibilityState === "visible" && token() && !$("#app").hidden) {
+    refreshOverview().catch(() => {});
+    watchDetail();
+  }
+  scheduleOverview();
 }
 
 async function refreshOverview() {
@@ -117,7 +199,8 @@ async function refreshOverview() {
   $("#failed-hour").textContent = stats.failures.lastHour;
   $("#failed-day").textContent = stats.failures.lastDay;
   const oldest = stats.oldestWaiting;
-  $("#oldest").textContent = oldest ? `${oldest.path} (since ${when(oldest.createdAt)})` : "none";
+  $("#oldest").replaceChildren(oldest ? breakable(oldest.path) : "none",
+    oldest ? ` (since ${when(oldest.createdAt)})` : "");
   $("#oldest").onclick = (event) => { event.preventDefault(); if (oldest) openTask(oldest.path); };
   $("#handlers tbody").replaceChildren(...Object.entries(stats.byHandler).map(([name, counts]) => {
     const row = el("tr");
@@ -139,47 +222,93 @@ function formFilters() {
   return chosen;
 }
 
-function applyFilters(chosen) {
+function applyFilters(chosen, rememberIt = true) {
   const form = $("#filters");
-  for (const name of ["state", "type", "action", "parent", "since", "until"]) {
+  for (const name of ["state", "type", "action", "parent"]) {
     form.elements[name].value = chosen[name] || "";
   }
+  for (const name of ["since", "until"]) form.elements[name].value = localTime(chosen[name]);
   form.elements.collection.value = chosen.collection || config.collections[0];
   filters = formFilters();
-  loadTasks(true).catch((error) => say(error.message));
+  if (rememberIt) remember(listView(filters));
+  return loadTasks(true).catch((error) => say(error.message));
+}
+
+// An ISO time as a datetime-local input's value (the browser's time zone).
+function localTime(iso) {
+  const time = new Date(iso || "");
+  if (Number.isNaN(time.getTime())) return "";
+  return new Date(time.getTime() - time.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+function taskRow(task) {
+  const row = el("tr");
+  const error = task.error ? `${task.error.type}: ${task.error.message}` : "";
+  const state = el("td");
+  state.append(stateBadge(task.state));
+  if (task.handled === false) state.append(el("small", NO_HANDLER, "hint"));
+  const path = el("td", null, "id");
+  path.append(breakable(task.path));
+  const name = el("td", null, "id");
+  name.append(breakable(`${task.type}.${task.action}`));
+  row.append(path, name, state, el("td", task.attempts ?? 0), el("td", when(task.createdAt)),
+    el("td", error));
+  row.dataset.path = task.path;
+  row.addEventListener("click", () => openTask(task.path).catch((failure) => say(failure.message)));
+  return row;
 }
 
 async function loadTasks(fresh) {
   const params = new URLSearchParams(filters);
   if (!fresh && nextCursor) params.set("cursor", nextCursor);
   const page = await api(`api/tasks?${params}`);
-  const rows = page.tasks.map((task) => {
-    const row = el("tr");
-    const error = task.error ? `${task.error.type}: ${task.error.message}` : "";
-    const state = el("td");
-    state.append(stateBadge(task.state));
-    row.append(el("td", task.path), el("td", `${task.type}.${task.action}`), state,
-      el("td", task.attempts ?? 0), el("td", when(task.createdAt)), el("td", error));
-    row.dataset.path = task.path;
-    row.addEventListener("click", () => openTask(task.path));
-    return row;
-  });
+  const rows = page.tasks.map(taskRow);
   const body = $("#tasks tbody");
   if (fresh) body.replaceChildren(...rows); else body.append(...rows);
   nextCursor = page.next;
   show($("#more"), Boolean(nextCursor));
 }
 
-async function openTask(path) {
+// Open a task in the detail panel (and the URL); it stays live while it is active.
+async function openTask(path, rememberIt = true) {
+  if (rememberIt) remember(taskView(path));
+  if (!current || current.path !== path) note("#action-message", "");
+  try {
+    await loadTask(path);
+  } catch (error) {
+    current = null;
+    clearTimeout(detailTimer);
+    say(error.message);
+    return;
+  }
+  $("#detail").scrollIntoView({ block: "nearest" });
+}
+
+// Poll the open task while it may still change by itself (and the tab is visible).
+function watchDetail() {
+  clearTimeout(detailTimer);
+  if (!current || !ACTIVE.includes(current.fields.state) || document.visibilityState === "hidden") return;
+  const path = current.path;
+  detailTimer = setTimeout(() => {
+    if (current && current.path === path && token()) loadTask(path).catch(() => {});
+  }, DETAIL_MS);
+}
+
+async function loadTask(path) {
   const task = await api(`api/task?path=${encodeURIComponent(path)}`);
   current = task;
   const fields = task.fields;
-  $("#detail-path").textContent = task.path;
+  $("#detail-path").replaceChildren(breakable(task.path));
   $("#detail-parent").textContent = task.parent ? `all tasks of ${task.parent}` : "";
+  $("#detail-parent").href = task.parent
+    ? `#/${listView({ parent: task.parent, collection: task.path.split("/").slice(-2)[0] })}` : "#";
   $("#detail-parent").onclick = (event) => {
     event.preventDefault();
     applyFilters({ parent: task.parent, collection: task.path.split("/").slice(-2)[0] });
   };
+  $("#detail-hint").textContent = task.handled === false
+    ? `${NO_HANDLER}: ${fields.type}.${fields.action} waits for a deployment that has one.` : "";
+  show($("#detail-hint"), task.handled === false);
   const facts = [["type.action", `${fields.type}.${fields.action}`], ["state", fields.state],
     ["attempts", fields.attempts ?? 0], ["created", when(fields.createdAt)],
     ["started", when(fields.startedAt)], ["finished", when(fields.finishedAt)],
@@ -202,28 +331,34 @@ async function openTask(path) {
   show($("#retry"), ["failed", "cancelled", "completed"].includes(fields.state));
   show($("#cancel"), ["scheduled", "retrying", "running"].includes(fields.state));
   show($("#detail"), true);
-  $("#detail").scrollIntoView({ block: "nearest" });
+  const row = [...document.querySelectorAll("#tasks tbody tr")].find((tr) => tr.dataset.path === task.path);
+  if (row) row.replaceWith(taskRow(task));
+  watchDetail();
 }
 
 async function act(action) {
   if (!current) return;
+  const shown = current;
+  note("#action-message", "");
   try {
     // The state and version shown: a task that moved on meanwhile answers 409, not a second run.
     const outcome = await api(`api/${action}`,
-      { path: current.path, state: current.fields.state, version: current.version });
-    say(`${action}: ${current.path} ${outcome.before} → ${outcome.after}`);
+      { path: shown.path, state: shown.fields.state, version: shown.version });
+    note("#action-message", `${action}: ${outcome.before} → ${outcome.after}`, true);
   } catch (error) {
-    say(`${action} failed: ${error.message}`);
+    note("#action-message", `${action} failed: ${error.message}`, false);
   }
-  await Promise.all([openTask(current.path), loadTasks(true), refreshOverview(), loadAudit()]);
+  await Promise.all([loadTask(shown.path).catch((error) => note("#action-message", error.message)),
+    loadTasks(true), refreshOverview(), loadAudit()]);
 }
 
 async function bulkRetry() {
+  note("#bulk-message", "");
   const counted = await api("api/bulk-retry", { filters: withoutState(filters), dryRun: true });
-  if (counted.count === 0) { say("No failed task matches these filters."); return; }
+  if (counted.count === 0) { note("#bulk-message", "No failed task matches these filters.", true); return; }
   if (!window.confirm(`Retry ${counted.count} failed task(s)?`)) return;
   const done = await api("api/bulk-retry", { filters: withoutState(filters), confirm: counted.count });
-  say(`Retried ${done.retried} task(s).`);
+  note("#bulk-message", `Retried ${done.retried} task(s).`, true);
   await Promise.all([loadTasks(true), refreshOverview(), loadAudit()]);
 }
 
@@ -238,7 +373,7 @@ async function loadAudit() {
     const row = el("tr");
     const who = entry.actor ? entry.actor.email || entry.actor.uid || entry.actor.via : "";
     row.append(el("td", when(entry.at)), el("td", who), el("td", entry.action),
-      el("td", entry.task), el("td", `${entry.before} → ${entry.after}`));
+      breakable(entry.task, "td"), el("td", `${entry.before} → ${entry.after}`));
     return row;
   }));
 }
@@ -271,8 +406,11 @@ async function main() {
   $("#more").addEventListener("click", () => loadTasks(false).catch((error) => say(error.message)));
   $("#retry").addEventListener("click", () => act("retry"));
   $("#cancel").addEventListener("click", () => act("cancel"));
-  $("#bulk-retry").addEventListener("click", () => bulkRetry().catch((error) => say(error.message)));
-  setInterval(() => { if (token()) refreshOverview().catch(() => {}); }, REFRESH_MS);
+  $("#bulk-retry").addEventListener("click",
+    () => bulkRetry().catch((error) => note("#bulk-message", error.message, false)));
+  document.addEventListener("visibilitychange", visibilityChanged);
+  window.addEventListener("popstate", () => { if (token()) followLink().catch((error) => say(error.message)); });
+  scheduleOverview();
   if (token()) await start(); else signedOut();
 }
 
