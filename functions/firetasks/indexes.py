@@ -12,12 +12,14 @@ from firetasks.config import TaskQueue
 from firetasks.retention import EXPIRE_AT
 
 ASC, DESC = "ASCENDING", "DESCENDING"
+CONTAINS = "CONTAINS"  # an array field's index, for array-contains
 GROUP, COLLECTION = "COLLECTION_GROUP", "COLLECTION"
 COMPOSITE = [  # (scope, fields and their orders)
     (GROUP, [("state", ASC), ("leaseExpiresAt", ASC)]),  # the sweeper: expired leases
     (GROUP, [("state", ASC), ("runAt", ASC)]),  # ... overdue retries, scheduled tasks by runAt
     (GROUP, [("state", ASC), ("createdAt", ASC)]),  # ... scheduled tasks by createdAt; oldest
-    (GROUP, [("state", ASC), ("finishedAt", ASC)]),  # stats: recent failures
+    (GROUP, [("state", ASC), ("finishedAt", ASC)]),  # stats: finished in the last hour, day
+    (GROUP, [("state", ASC), ("type", ASC), ("action", ASC), ("finishedAt", ASC)]),  # by handler
     (GROUP, [("state", ASC), ("createdAt", DESC)]),  # lists, newest first
     (GROUP, [("type", ASC), ("createdAt", DESC)]),
     (GROUP, [("action", ASC), ("createdAt", DESC)]),
@@ -27,6 +29,7 @@ COMPOSITE = [  # (scope, fields and their orders)
     (GROUP, [("state", ASC), ("type", ASC), ("action", ASC), ("createdAt", DESC)]),
     (COLLECTION, [("state", ASC), ("createdAt", DESC)]),  # one parent's tasks
     (COLLECTION, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
+    (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
 ]
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC]}
 NOT_INDEXED = ["data", "result", "error", "history"]  # free-form, often large, never queried
@@ -38,7 +41,9 @@ def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
     overrides: list[dict[str, Any]] = []
     for collection in queue.collections:
         indexes += [{"collectionGroup": collection, "queryScope": scope,
-                     "fields": [{"fieldPath": path, "order": order} for path, order in fields]}
+                     "fields": [{"fieldPath": path,
+                                 "arrayConfig" if order == CONTAINS else "order": order}
+                                for path, order in fields]}
                     for scope, fields in COMPOSITE]
         overrides += [{"collectionGroup": collection, "fieldPath": path,
                        "indexes": [{"order": order, "queryScope": scope}

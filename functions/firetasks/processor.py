@@ -93,25 +93,32 @@ class TaskProcessor:
             self.settle(record)
             return
         if is_state(record.state) and record.state in FINAL_STATES and before != record.state:
-            settled = workflow.settle_dependents(
-                record, self.store, lambda r: self.registry.retention(r.type, r.action),
-                self.clock())
-            if settled:
-                logger.info("settled dependents", dependents=settled, **record.describe())
+            self.settle_dependents(record)
         self.process(record, TRIGGER_STATES)
 
-    def settle(self, record: TaskRecord) -> None:
+    def settle(self, record: TaskRecord) -> int:
         """Release a waiting task whose dependencies completed, end it by its failure policy, or
-        fail one that names itself, unknown tasks or a cycle; else leave it waiting."""
+        fail one that names itself, unknown tasks or a cycle; else leave it waiting. 1 if it was
+        written, else 0."""
         context = record.describe()
         fields = workflow.on_arrival(record, self.store)
         if fields is None:
             logger.debug("task waits for its dependencies", after=workflow.dependency_ids(record),
                          **context)
-            return
-        if self._write_if_unchanged(record, self._retained(record, fields), context) is not None:
-            logger.info("settled waiting task", outcome=fields["state"],
-                        error=fields.get("error"), **context)
+            return 0
+        if self._write_if_unchanged(record, self._retained(record, fields), context) is None:
+            return 0
+        logger.info("settled waiting task", outcome=fields["state"], error=fields.get("error"),
+                    **context)
+        return 1
+
+    def settle_dependents(self, record: TaskRecord) -> int:
+        """Settle the waiting dependents of a finished task; how many were written."""
+        settled = workflow.settle_dependents(
+            record, self.store, lambda r: self.registry.retention(r.type, r.action), self.clock())
+        if settled:
+            logger.info("settled dependents", dependents=settled, **record.describe())
+        return settled
 
     def wake(self, ref: DocumentReference) -> None:
         """A wake-up from Cloud Tasks or the sweeper: run the task if it is (about to be) due."""

@@ -36,14 +36,20 @@ from google.cloud import firestore
 from firetasks import db
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
-from firetasks.task import State
+from firetasks.task import FINAL_STATES, State
 from firetasks.trigger_options import SweepTriggerOptions
 
 STALE_AFTER = datetime.timedelta(minutes=2)  # far beyond a trigger's usual delivery delay
 PAGE = 300  # documents per query page
 BUDGET = datetime.timedelta(seconds=50)  # per sweep: one a minute, each done before the next
 SWEEP_COLLECTION = "firetasksSweeper"  # one document per tasks collection: the scan marks
-SCANS = ("createdAt", "runAt")  # the fields by which unclaimed `scheduled` tasks are scanned
+# The scans from a mark: its name in the marks document, the state and the time field scanned.
+# Unclaimed `scheduled` tasks by `createdAt` and `runAt` (woken); `waiting` tasks by `createdAt`
+# (settled, in case their create event was lost); finished tasks by `finishedAt` (their waiting
+# dependents settled, in case their final write's event was lost).
+SCANS = [("createdAt", State.SCHEDULED, "createdAt"), ("runAt", State.SCHEDULED, "runAt"),
+         ("waiting", State.WAITING, "createdAt"),
+         *((state.value, state, "finishedAt") for state in sorted(FINAL_STATES))]
 
 
 @dataclass
@@ -51,6 +57,7 @@ class SweepReport:
     expired: int = 0  # running attempts whose lease had expired, ended
     rewoken: int = 0  # tasks sent a wake-up
     read: int = 0  # task documents read
+    settled: int = 0  # waiting tasks released or ended (firetasks.workflow)
     finished: bool = True  # False: the budget ran out, the next sweep goes on
 
 
@@ -78,32 +85,53 @@ def sweep(
                 report.rewoken += 1
         marks_ref = client.collection(SWEEP_COLLECTION).document(collection)
         marks = marks_ref.get().to_dict() or {}
-        moved = {field: _scan_unclaimed(processor, client, tasks, field, marks.get(field), now,
-                                        report, deadline) for field in SCANS}
-        moved = {field: mark for field, mark in moved.items() if mark != marks.get(field)}
+        moved = {name: _scan(client, tasks, state, field, marks.get(name), now, report,
+                             deadline, _action(processor, state, now, report))
+                 for name, state, field in SCANS}
+        moved = {name: mark for name, mark in moved.items() if mark != marks.get(name)}
         if moved:
             marks_ref.set(moved, merge=True)
-    logger.info("sweep done", expired=report.expired, rewoken=report.rewoken, read=report.read,
-                finished=report.finished)
+    logger.info("sweep done", expired=report.expired, rewoken=report.rewoken,
+                settled=report.settled, read=report.read, finished=report.finished)
     return report
 
 
-def _scan_unclaimed(
-    processor: TaskProcessor,
+Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
+
+
+def _scan(
     client: firestore.Client,
     tasks: firestore.CollectionGroup,
+    state: State,
     field: str,
     mark: dict[str, Any] | None,
     now: datetime.datetime,
     report: SweepReport,
     deadline: float,
+    act: Callable[[Snapshot], bool],
 ) -> dict[str, Any] | None:
-    """Wake the due `scheduled` tasks whose `field` passed STALE_AFTER since `mark`; the new
-    mark: the last task dealt with (a task with a later `runAt` is the `runAt` scan's)."""
-    query = _where(tasks, State.SCHEDULED, field, now - STALE_AFTER)
+    """`act` on each `state` task whose `field` passed STALE_AFTER since `mark`; the new mark:
+    the last task dealt with. An act that fails (False) keeps the mark before its task: the next
+    sweep tries again."""
+    query = _where(tasks, state, field, now - STALE_AFTER)
     if mark is not None:
         query = query.start_after({field: mark["at"], "__name__": client.document(mark["path"])})
     for snapshot in _pages(query, report, deadline):
+        if not act(snapshot):
+            report.finished = False
+            break
+        mark = {"at": snapshot.get(field), "path": snapshot.reference.path}
+    return mark
+
+
+def _action(
+    processor: TaskProcessor, state: State, now: datetime.datetime, report: SweepReport
+) -> Callable[[Snapshot], bool]:
+    """What a scan does to each task it finds in `state`."""
+
+    def wake_unclaimed(snapshot: Snapshot) -> bool:
+        """A due `scheduled` task with a handler gets a wake-up (one with a later `runAt` is
+        the `runAt` scan's)."""
         fields = snapshot.to_dict() or {}
         run_at = fields.get("runAt")
         waiting = isinstance(run_at, datetime.datetime) and run_at > now - STALE_AFTER
@@ -111,11 +139,18 @@ def _scan_unclaimed(
                                             str(fields.get("action"))) is not None
         if handled and not waiting:
             if not processor.waker.wake_at(snapshot.reference, now):
-                report.finished = False
-                break  # keep the mark before it: the next sweep tries again
+                return False
             report.rewoken += 1
-        mark = {"at": fields[field], "path": snapshot.reference.path}
-    return mark
+        return True
+
+    def settle(snapshot: Snapshot) -> bool:
+        record = TaskRecord.from_snapshot(snapshot)
+        if record is not None:
+            report.settled += (processor.settle(record) if state == State.WAITING
+                               else processor.settle_dependents(record))
+        return True
+
+    return wake_unclaimed if state == State.SCHEDULED else settle
 
 
 def _where(

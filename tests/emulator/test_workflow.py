@@ -12,7 +12,8 @@ import pytest
 from google.cloud import firestore
 
 import main
-from firetasks import NewTask, add_tasks, operations
+from firetasks import NewTask, add_tasks, operations, sweep
+from firetasks.recovery import STALE_AFTER
 from shop.handlers import DECLINED_CARD
 from shop.orders import TEST_CARD, create_order
 from tests.firestore_events import written_event
@@ -145,3 +146,31 @@ def test_a_global_key_is_unique_across_parents_under_concurrent_enqueues(db, uid
                if db.document(f"jobs/{uid}-{n}/tasks/welcome-{uid}").get().exists]
     assert len(created) == 1
     assert wait_until(lambda: probe_runs(db, db.document(path)) == [1], what="one run")
+
+
+def test_the_sweeper_settles_waiting_tasks_whose_events_were_lost(db, uid):
+    # A collection no trigger watches: every event of its tasks is lost by construction.
+    collection = f"lost{uid}"
+    tasks = db.document(f"jobs/{uid}").collection(collection)
+
+    def later() -> datetime.datetime:
+        return datetime.datetime.now(UTC) + STALE_AFTER + datetime.timedelta(seconds=1)
+
+    def sweep_now() -> int:
+        return sweep(main.processor, db, collections=[collection], now=later()).settled
+
+    now = firestore.SERVER_TIMESTAMP
+    tasks.document("a").set(task_fields("probe", "flaky", state="completed", finishedAt=now))
+    tasks.document("b").set(task_fields("probe", "flaky", state="waiting", after=["a"],
+                                        createdAt=now))  # its create event: lost
+    assert sweep_now() == 1
+    assert tasks.document("b").get().get("state") == "scheduled"
+
+    tasks.document("d").set(task_fields("probe", "flaky", state="running"))
+    tasks.document("c").set(task_fields("probe", "flaky", state="waiting", after=["d"],
+                                        createdAt=now))
+    assert sweep_now() == 0  # c waits for d
+    tasks.document("d").update({"state": "completed", "finishedAt": now})  # its echo: lost
+    assert sweep_now() == 1
+    assert tasks.document("c").get().get("state") == "scheduled"
+    assert sweep_now() == 0  # every mark has moved past them
