@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "functions"))
 from google.cloud import firestore  # noqa: E402
 
 from firetasks import NewTask, add_tasks  # noqa: E402
+from shop.orders import ORDERS, create_order  # noqa: E402
 
 FINAL = ["completed", "failed"]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -153,6 +154,41 @@ def measure(db: firestore.Client, meter: Meter, scenario: Scenario, system: Syst
     }
 
 
+WORKFLOW_ORDERS = 200
+
+
+def measure_workflow(db: firestore.Client, meter: Meter, orders: int = WORKFLOW_ORDERS) -> dict:
+    """The shop's order flow (charge -> email, processing -> ship) for `orders` orders placed at
+    once: its cost per task, and the time from the first create to the last `completed`."""
+    run = uuid.uuid4().hex[:8]
+    offset = meter.offset()
+    started = datetime.datetime.now(datetime.UTC)
+    ids = [f"bench-{run}-{n:04}" for n in range(orders)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda id: create_order(db, id, email="ada@example.com", items=["tea"]),
+                      ids))
+    ships = [db.document(f"{ORDERS}/{id}/tasks/ship") for id in ids]
+    deadline = time.monotonic() + 600
+    while (done := sum(s.get("state") == "completed" for s in db.get_all(ships))) < orders:
+        print(f"\r  workflow   {done:5}/{orders} orders shipped", end="", flush=True)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"\nworkflow: only {done} orders shipped in time")
+        time.sleep(0.5)
+    last = max(s.update_time.ToDatetime(tzinfo=datetime.UTC) for s in db.get_all(ships))
+    print(f"\r  workflow   {orders:5}/{orders} orders shipped", flush=True)
+    meter.settle()
+    invocations = meter.since(offset, "firetasks")
+    tasks = orders * 4
+    return {
+        "orders": orders,
+        "tasks": tasks,
+        "seconds": round((last - started).total_seconds(), 3),
+        "invocations_per_task": round(len(invocations) / tasks, 3),
+        "reads_per_task": round(sum(i["reads"] for i in invocations) / tasks, 3),
+        "writes_per_task": round(sum(i["writes"] for i in invocations) / tasks, 3),
+    }
+
+
 def _percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
@@ -214,7 +250,7 @@ def commit() -> str:
 
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []],
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, "workflow", []],
                         help="default: all of them")
     parser.add_argument("--out", type=Path, help="JSON file (default: results/<commit>.json)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each scenario (default 3)")
@@ -228,8 +264,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     for system in SYSTEMS:  # start the functions' workers before timing anything
         measure(db, meter, warmup, system)
     runs: dict[str, list[dict[str, dict]]] = {}
-    names = args.scenarios or list(SCENARIOS)
+    names = args.scenarios or [*SCENARIOS, "workflow"]
+    workflow = []
     for name in names:
+        if name == "workflow":
+            print(f"workflow: {WORKFLOW_ORDERS} orders of the shop's 4-task flow, firetasks only")
+            workflow = [measure_workflow(db, meter) for _ in range(args.repeat)]
+            continue
         scenario = SCENARIOS[name]
         print(f"{name}: {scenario.tasks} tasks over {scenario.parents} parents, {scenario.about}")
         for repetition in range(args.repeat):
@@ -240,11 +281,16 @@ def main(argv: Iterable[str] | None = None) -> None:
     results = {name: summary(scenario_runs) for name, scenario_runs in runs.items()}
     report = {"commit": commit(), "at": datetime.datetime.now(datetime.UTC).isoformat(),
               "machine": machine(), "scenarios": {n: SCENARIOS[n].__dict__ for n in results},
-              "repeat": args.repeat, "results": results, "runs": runs}
+              "repeat": args.repeat, "results": results, "runs": runs, "workflow": workflow}
     out = args.out or RESULTS / f"{report['commit']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + table(results))
+    if workflow:
+        print("\nworkflow (median of runs): " + ", ".join(
+            f"{figure} {statistics.median(run[figure] for run in workflow)}"
+            for figure in ["seconds", "invocations_per_task", "reads_per_task",
+                           "writes_per_task"]))
     print(f"\nmachine: {report['machine']}\nwritten to {out}")
 
 
