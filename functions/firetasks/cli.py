@@ -89,7 +89,8 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("paths", nargs="+")
     cancel.set_defaults(run=run_cancel)
 
-    stats = commands.add_parser("stats", help="counts by state and by the queue's handlers")
+    stats = commands.add_parser("stats", help="unfinished tasks by state, finished ones in the "
+                                              "last hour and day, failures by handler")
     stats.set_defaults(run=run_stats)
 
     rules = commands.add_parser("rules", help="the security-rules function that says which "
@@ -169,6 +170,10 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
     print(f"{'data':11} {json.dumps(fields.get('data'), ensure_ascii=False)}")
     if "result" in fields:
         print(f"{'result':11} {json.dumps(fields['result'], ensure_ascii=False)}")
+    for label, key in (("after", "dependencies"), ("dependents", "dependents")):
+        if task[key]:
+            print(f"{label:11} " + ", ".join(f"{link['id']} ({link['state'] or 'missing'})"
+                                              for link in task[key]))
     for entry in fields.get("history") or []:
         error = entry.get("error") or {}
         print(f"  attempt {entry['attempt']}: {entry['outcome']} {entry.get('finishedAt', '')} "
@@ -238,14 +243,22 @@ def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(figures)
         return 0
-    print("  ".join(f"{state}: {count}" for state, count in figures["byState"].items()))
-    print(f"failed in the last hour: {figures['failures']['lastHour']}, "
-          f"last day: {figures['failures']['lastDay']}")
+    cap = figures["countCap"]
+
+    def shown(count: int) -> str:
+        return f"{count}+" if count >= cap else str(count)
+
+    print("now: " + "  ".join(f"{state}: {shown(count)}"
+                              for state, count in figures["byState"].items()))
+    for label, window in (("last hour", "lastHour"), ("last day", "lastDay")):
+        print(f"{label}: " + "  ".join(f"{state}: {shown(count)}"
+                                       for state, count in figures["recent"][window].items()))
     oldest = figures["oldestWaiting"]
     print(f"oldest waiting: {oldest['path']} since {oldest['createdAt']}" if oldest
           else "oldest waiting: none")
+    print("failed in the last day, by handler:")
     for name, counts in figures["byHandler"].items():
-        print(f"  {name:44} {counts['total']:6} tasks {counts['failed']:6} failed")
+        print(f"  {name:44} {shown(counts['failedLastDay']):>6}")
     return 0
 
 

@@ -32,7 +32,7 @@ from firetasks.enqueue import NewTask, check_graph
 from firetasks.errors import PermanentError, RetryAfter
 from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
-from firetasks.retention import retained, unexpired
+from firetasks.retention import retained
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
 from firetasks.staging import StagedWrites
 from firetasks.store import FirestoreStore, TaskStore
@@ -148,7 +148,7 @@ class TaskProcessor:
         if is_state(record.state) and record.state not in states:
             logger.debug(f"skip processing {record.state} task", **context)
             return
-        found = problems(unexpired(record.fields))
+        found = problems(record.fields)
         if found:
             logger.warn("invalid task", problems=found, **context)
             error = {"type": "InvalidTask", "message": "; ".join(found)}

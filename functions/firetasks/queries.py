@@ -16,10 +16,17 @@ from firetasks import db
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
 from firetasks.registry import HandlerRegistry
-from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State, is_state
+from firetasks.task import ACTION_PATTERN, FINAL_STATES, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
-WAITING = [State.SCHEDULED.value, State.RETRYING.value]
+WAITING = [State.SCHEDULED.value, State.RETRYING.value]  # due or retrying: the oldest one
+COUNT_CAP = 5_000  # a count of the overview stops here: at most 5 reads
+FEW = 20  # up to this many failures in the last day are read to count them by handler
+WINDOWS = (  # the recent windows of finished tasks the overview counts, the longest last
+    ("lastHour", datetime.timedelta(hours=1), (State.COMPLETED.value, State.FAILED.value)),
+    ("lastDay", datetime.timedelta(days=1),
+     (State.COMPLETED.value, State.FAILED.value, State.CANCELLED.value)),
+)
 
 
 @dataclass(frozen=True)
@@ -119,8 +126,15 @@ def matching(
 def stats(
     client: firestore.Client, queue: TaskQueue, now: datetime.datetime
 ) -> dict[str, Any]:
-    """Counts by state and by handler, recent failures, and the oldest waiting task, over all the
-    queue's tasks collections."""
+    """The overview, over all the queue's tasks collections, at a cost that does not grow with the
+    history kept: the unfinished tasks by state, the tasks finished in the last hour and day, each
+    handler's failures in the last day, and the oldest task waiting to run.
+
+    Every figure is a count aggregation (one read per 1,000 index entries it matches, at least
+    one) over a bounded set, capped at COUNT_CAP entries (shown as "at least"), or one document:
+    finished tasks are counted by a `finishedAt` range, never all time. A handler's failures are
+    counted only if the last day had any: from the failed tasks themselves when there are at most
+    FEW of them, else one count per handler. See docs/scaling.md, "What operating it costs"."""
     groups = [client.collection_group(collection) for collection in queue.collections]
 
     def count(*filters: firestore.FieldFilter) -> int:
@@ -128,30 +142,40 @@ def stats(
         for query in groups:
             for condition in filters:
                 query = query.where(filter=condition)
-            total += _count(query)
+            total += _count(query.limit(COUNT_CAP))
         return total
 
-    by_state = {state.value: count(_eq("state", state.value)) for state in State}
-    by_handler = {}
-    for name in queue.registry.names():
-        type_, action = name.split(".", 1)
-        mine = (_eq("type", type_), _eq("action", action))
-        by_handler[name] = {"total": count(*mine), "failed": count(*mine, _eq("state", "failed"))}
-    recent = {
-        label: count(_eq("state", "failed"),
-                     firestore.FieldFilter("finishedAt", ">=", now - span))
-        for label, span in (("lastHour", datetime.timedelta(hours=1)),
-                            ("lastDay", datetime.timedelta(days=1)))
-    }
+    def since(span: datetime.timedelta) -> firestore.FieldFilter:
+        return firestore.FieldFilter("finishedAt", ">=", now - span)
+
+    by_state = {state.value: count(_eq("state", state.value))
+                for state in State if state not in FINAL_STATES}
+    recent = {label: {state: count(_eq("state", state), since(span)) for state in counted}
+              for label, span, counted in WINDOWS}
+    day = WINDOWS[-1][1]
+    by_handler = {name: {"failedLastDay": 0} for name in queue.registry.names()}
+    failed_today = recent["lastDay"][State.FAILED.value]
+    if 0 < failed_today <= FEW:
+        for tasks in groups:
+            for snapshot in (tasks.where(filter=_eq("state", State.FAILED.value))
+                             .where(filter=since(day)).select(["type", "action"]).stream()):
+                name = f"{snapshot.get('type')}.{snapshot.get('action')}"
+                by_handler.setdefault(name, {"failedLastDay": 0})["failedLastDay"] += 1
+    elif failed_today:
+        for name, figures in by_handler.items():
+            type_, action = name.split(".", 1)
+            figures["failedLastDay"] = count(_eq("state", State.FAILED.value), _eq("type", type_),
+                                             _eq("action", action), since(day))
     oldest = [snapshot for tasks in groups
               for snapshot in tasks.where(filter=firestore.FieldFilter("state", "in", WAITING))
               .order_by("createdAt").limit(1).stream()]
     oldest.sort(key=lambda snapshot: snapshot.get("createdAt"))
     return {
         "byState": by_state,
+        "recent": recent,
         "byHandler": by_handler,
-        "failures": recent,
         "oldestWaiting": summary(oldest[0], queue.registry) if oldest else None,
+        "countCap": COUNT_CAP,
     }
 
 
@@ -167,7 +191,8 @@ def summary(
         "parent": snapshot.reference.parent.parent.path if snapshot.reference.parent.parent
         else None,
         **{key: fields.get(key) for key in (
-            "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error")},
+            "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error",
+            "after")},
     }
     if registry is not None:
         row["handled"] = handled(registry, fields)
@@ -197,8 +222,26 @@ def parse_version(text: object) -> datetime.datetime:
 def detail(
     snapshot: DocumentSnapshot[DocumentReference], registry: HandlerRegistry | None = None
 ) -> dict[str, Any]:
-    """A task with all its fields."""
-    return summary(snapshot, registry) | {"fields": jsonable(snapshot.to_dict() or {})}
+    """A task with all its fields, and its place in a workflow: the tasks it runs after and the
+    tasks that run after it, each with its state."""
+    return summary(snapshot, registry) | {"fields": jsonable(snapshot.to_dict() or {})} | links(
+        snapshot.reference, (snapshot.to_dict() or {}).get("after") or [])
+
+
+def links(ref: DocumentReference, after: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """`dependencies` (the tasks `after` names) and `dependents` (beside it, naming it in their
+    `after`), as `{id, path, state}`; a dependency that does not exist has state None."""
+    siblings = ref.parent
+    named = [siblings.document(str(id)) for id in after]
+    found = {snapshot.reference.path: snapshot.get("state")
+             for snapshot in db.client_of(ref).get_all(named) if snapshot.exists} if named else {}
+    dependents = siblings.where(filter=firestore.FieldFilter("after", "array_contains", ref.id))
+    return {
+        "dependencies": [{"id": dep.id, "path": dep.path, "state": found.get(dep.path)}
+                         for dep in named],
+        "dependents": [{"id": snapshot.id, "path": snapshot.reference.path,
+                        "state": snapshot.get("state")} for snapshot in dependents.stream()],
+    }
 
 
 def jsonable(value: Any) -> Any:

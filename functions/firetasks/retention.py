@@ -57,13 +57,6 @@ def expire_at(
     return None if kept is None else now + kept
 
 
-def unexpired(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A task's fields but `expireAt`, for validation: a finished task moved back to `scheduled`
-    by a plain write of `state` still carries it (its claim removes it). (Until firetasks.task
-    lists `expireAt` among the fields it knows.)"""
-    return {name: value for name, value in fields.items() if name != EXPIRE_AT}
-
-
 def retained(
     fields: Mapping[str, Any], policy: RetentionPolicy, now: datetime.datetime
 ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -47,12 +48,29 @@ def _reads(call: Callable[..., Any], found: str) -> Callable[..., Any]:
     return stream
 
 
+def _aggregations(call: Callable[..., Any]) -> Callable[..., Any]:
+    """Count aggregations as billed: one read per 1,000 index entries counted, at least one."""
+
+    @functools.wraps(call)
+    def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        for response in call(*args, **kwargs):
+            result = getattr(response, "result", None)
+            if result is not None and "result" in response:
+                counts = [value.integer_value for value in result.aggregate_fields.values()]
+                _count("reads", max([1, *(math.ceil(n / 1000) for n in counts)]))
+            yield response
+
+    return stream
+
+
 def metered(client: firestore.Client) -> firestore.Client:
-    """`client`, counting the documents it reads and writes (on this thread) from now on."""
+    """`client`, counting the documents it reads and writes (on this thread) from now on, count
+    aggregations as the reads they are billed."""
     api = client._firestore_api
     api.commit = _writes(api.commit)
     api.batch_get_documents = _reads(api.batch_get_documents, "found")
     api.run_query = _reads(api.run_query, "document")
+    api.run_aggregation_query = _aggregations(api.run_aggregation_query)
     return client
 
 

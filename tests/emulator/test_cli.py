@@ -101,12 +101,18 @@ def test_cancel_says_when_the_state_machine_forbids_it(capsys, failed_task):
     assert "a failed task cannot become cancelled" in out
 
 
-def test_stats_counts_by_state_and_handler(capsys, failed_task):
+def test_stats_count_recent_failures_by_handler(capsys, failed_task):
     code, out, _ = run(capsys, "--json", "stats")
     assert code == 0
     figures = json.loads(out)
-    assert figures["byState"]["failed"] >= 1
-    assert figures["byHandler"]["probe.permanent"]["failed"] >= 1
+    assert figures["recent"]["lastHour"]["failed"] >= 1
+    assert figures["byHandler"]["probe.permanent"]["failedLastDay"] >= 1
+    assert set(figures["byState"]) == {"waiting", "scheduled", "running", "retrying"}
+    code, out, _ = run(capsys, "stats")
+    assert code == 0
+    assert out.startswith("now: waiting: ")
+    [line] = [line for line in out.splitlines() if "probe.permanent" in line]
+    assert int(line.split()[-1]) >= 1
 
 
 def test_list_shows_the_error_of_failed_tasks(capsys, failed_task, uid):

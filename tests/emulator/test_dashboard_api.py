@@ -3,6 +3,7 @@ with real ID tokens from the Auth emulator."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import time
@@ -12,9 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from firebase_admin import auth
+from google.cloud import firestore
 
-from firetasks import NewTask, add_tasks
+import main
+from firetasks import NewTask, TaskQueue, add_tasks, queries
 from firetasks import db as firetasks_db
+from testing.meter import measure, metered
 from tests.support import (
     dashboard_url,
     probe_runs,
@@ -88,10 +92,10 @@ def test_posts_must_be_json(admin, failed_task):
 def test_stats_count_states_and_handlers(admin, failed_task):
     status, stats = call("api/stats", token=admin)
     assert status == 200
-    assert stats["byState"]["failed"] >= 1
-    assert stats["byHandler"]["probe.permanent"]["failed"] >= 1
-    assert stats["failures"]["lastHour"] >= 1
-    assert set(stats) == {"byState", "byHandler", "failures", "oldestWaiting"}
+    assert stats["byHandler"]["probe.permanent"]["failedLastDay"] >= 1
+    assert stats["recent"]["lastHour"]["failed"] >= 1
+    assert stats["recent"]["lastDay"]["failed"] >= stats["recent"]["lastHour"]["failed"]
+    assert set(stats) == {"byState", "recent", "byHandler", "oldestWaiting", "countCap"}
 
 
 @pytest.mark.parametrize(
@@ -246,3 +250,67 @@ def test_lists_and_details_say_whether_this_deployment_has_a_handler(admin, db, 
         orphan.path: False, failed_task.path: True}
     _, task = call("api/task", token=admin, path=orphan.path)
     assert (task["state"], task["handled"]) == ("scheduled", False)
+
+
+ACTIVE = {"waiting": 40, "scheduled": 60, "running": 20, "retrying": 30}  # unfinished, whatever
+HISTORY_DAYS = 30  # finished tasks, spread evenly over this many days back from now
+
+
+def seed_history(db, collection: str, size: int, names: list[str], now: datetime.datetime):
+    """`size` tasks under `shops/*/{collection}` written directly in batches of 500 (no trigger
+    watches the collection): ACTIVE unfinished ones, the rest finished over HISTORY_DAYS (every
+    25th failed, every 100th cancelled). Returns the figures the overview should show."""
+    finished = size - sum(ACTIVE.values())
+    docs, expected = [], {
+        "byState": dict(ACTIVE),
+        "recent": {"lastHour": {"completed": 0, "failed": 0},
+                   "lastDay": {"completed": 0, "failed": 0, "cancelled": 0}},
+        "byHandler": {name: {"failedLastDay": 0} for name in names},
+    }
+    for n, state in enumerate(s for s, count in ACTIVE.items() for _ in range(count)):
+        docs.append({"state": state, "createdAt": now - datetime.timedelta(minutes=n + 1)})
+    for n in range(finished):
+        at = now - datetime.timedelta(days=HISTORY_DAYS) * (n + 0.5) / finished
+        state = "failed" if n % 25 == 0 else "cancelled" if n % 100 == 1 else "completed"
+        name = names[n % len(names)]
+        docs.append({"state": state, "createdAt": at - datetime.timedelta(seconds=5),
+                     "finishedAt": at, "type": name.split(".")[0],
+                     "action": name.split(".", 1)[1]})
+        for label, span in (("lastHour", datetime.timedelta(hours=1)),
+                            ("lastDay", datetime.timedelta(days=1))):
+            if at >= now - span and state in expected["recent"][label]:
+                expected["recent"][label][state] += 1
+        if state == "failed" and at >= now - datetime.timedelta(days=1):
+            expected["byHandler"][name]["failedLastDay"] += 1
+    for n, doc in enumerate(docs):
+        doc.setdefault("type", "probe")
+        doc.setdefault("action", "flaky")
+        doc |= {"data": {"n": n}, "attempts": 1}
+
+    def write(start: int) -> None:
+        batch = db.batch()
+        for n in range(start, min(start + 500, len(docs))):
+            batch.set(db.document(f"shops/s{n // 50}/{collection}/t{n}"), docs[n])
+        batch.commit()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(0, len(docs), 500)))
+    oldest = min((n for n, doc in enumerate(docs) if doc["state"] in ("scheduled", "retrying")),
+                 key=lambda n: docs[n]["createdAt"])
+    return expected, f"shops/s{oldest // 50}/{collection}/t{oldest}"
+
+
+@pytest.mark.parametrize("size", [1_000, 50_000])
+def test_an_overview_refresh_reads_at_most_100_documents_whatever_the_history(db, uid, size):
+    queue = TaskQueue(main.queue.registry, collections=(f"history{uid}",))
+    now = datetime.datetime.now(datetime.UTC)
+    started = time.monotonic()
+    expected, oldest = seed_history(db, queue.collections[0], size, queue.registry.names(), now)
+    seeded = time.monotonic() - started
+    client = metered(firestore.Client(project=db.project))
+    figures, reads, _ = measure(lambda: queries.stats(client, queue, now))
+    print(f"overview refresh at {size:,} tasks of history (seeded in {seeded:.0f} s): "
+          f"{reads} reads (metered), {figures['recent']['lastDay']} in the last day")
+    assert {key: figures[key] for key in expected} == expected
+    assert figures["oldestWaiting"]["path"] == oldest
+    assert reads <= 100

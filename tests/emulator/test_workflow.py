@@ -12,7 +12,7 @@ import pytest
 from google.cloud import firestore
 
 import main
-from firetasks import NewTask, add_tasks, operations, sweep
+from firetasks import NewTask, add_tasks, cli, operations, sweep
 from firetasks.recovery import STALE_AFTER
 from shop.handlers import DECLINED_CARD
 from shop.orders import TEST_CARD, create_order
@@ -174,3 +174,15 @@ def test_the_sweeper_settles_waiting_tasks_whose_events_were_lost(db, uid):
     assert sweep_now() == 1
     assert tasks.document("c").get().get("state") == "scheduled"
     assert sweep_now() == 0  # every mark has moved past them
+
+
+def test_show_lists_a_task_s_dependencies_and_dependents(db, uid, capsys, monkeypatch):
+    monkeypatch.setenv("FIRETASKS_QUEUE", "main:queue")
+    order = create_order(db, f"{uid}-show", email="ada@example.com", items=["tea"],
+                         card=DECLINED_CARD)
+    wait_for_state(order.collection("tasks").document("ship"), timeout=60)
+    assert cli.main(["show", f"{order.path}/tasks/initiateProcessing"]) == 0
+    out = capsys.readouterr().out
+    assert "after       charge (failed)" in out
+    assert "dependents  ship (failed)" in out
+    assert "DependencyFailed: dependency charge (payment.charge) failed" in out

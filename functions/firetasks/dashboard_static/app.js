@@ -1,7 +1,7 @@
 // The firetasks dashboard. Task data is untrusted: it is only ever put on the page as text
 // (textContent), never as HTML. The ID token lives in sessionStorage and goes in a header.
-const STATES = ["scheduled", "running", "retrying", "completed", "failed", "cancelled"];
-const ACTIVE = ["scheduled", "running", "retrying"]; // may still change by themselves
+const STATES = ["waiting", "scheduled", "running", "retrying", "completed", "failed", "cancelled"];
+const ACTIVE = ["waiting", "scheduled", "running", "retrying"]; // may still change by themselves
 const REFRESH_MS = 5000; // the overview, while the tab is visible
 const HIDDEN_REFRESH_MS = 60000; // ... while it is hidden (and at once when shown again)
 const DETAIL_MS = 2000; // an open task that is still active
@@ -187,24 +187,29 @@ function visibilityChanged() {
   scheduleOverview();
 }
 
+// The overview: unfinished tasks now, finished ones in the last day (bounded cost: the API never
+// counts all time). A count that reached the API's cap is shown as "n+".
 async function refreshOverview() {
   const stats = await api("api/stats");
-  const cards = $("#states");
-  cards.replaceChildren(...STATES.map((state) => {
+  const shown = (count) => (count >= stats.countCap ? `${count}+` : String(count));
+  const day = stats.recent.lastDay;
+  $("#states").replaceChildren(...STATES.map((state) => {
     const card = el("div", null, `card ${state}`);
-    card.append(el("strong", stats.byState[state]), el("span", state));
+    const now = state in stats.byState;
+    card.append(el("strong", shown(now ? stats.byState[state] : day[state] ?? 0)),
+      el("span", now ? state : `${state} · 24 h`));
     card.addEventListener("click", () => applyFilters({ state }));
     return card;
   }));
-  $("#failed-hour").textContent = stats.failures.lastHour;
-  $("#failed-day").textContent = stats.failures.lastDay;
+  $("#failed-hour").textContent = shown(stats.recent.lastHour.failed);
+  $("#completed-hour").textContent = shown(stats.recent.lastHour.completed);
   const oldest = stats.oldestWaiting;
   $("#oldest").replaceChildren(oldest ? breakable(oldest.path) : "none",
     oldest ? ` (since ${when(oldest.createdAt)})` : "");
   $("#oldest").onclick = (event) => { event.preventDefault(); if (oldest) openTask(oldest.path); };
   $("#handlers tbody").replaceChildren(...Object.entries(stats.byHandler).map(([name, counts]) => {
     const row = el("tr");
-    row.append(el("td", name), el("td", counts.total), el("td", counts.failed));
+    row.append(breakable(name, "td"), el("td", shown(counts.failedLastDay)));
     const [type, ...action] = name.split(".");
     row.addEventListener("click", () => applyFilters({ type, action: action.join(".") }));
     return row;
