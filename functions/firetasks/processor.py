@@ -30,6 +30,7 @@ from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, check_graph
 from firetasks.errors import PermanentError, RetryAfter
+from firetasks.progress import Progress
 from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
 from firetasks.retention import retained
@@ -183,11 +184,12 @@ class TaskProcessor:
         claimed = self._write_if_unchanged(record, claim, context)
         if claimed is None:
             return
-        task = self._task(record, claim["attempts"])
+        progress = Progress(record.ref, claimed, self.store, self.clock)
+        task = self._task(record, claim["attempts"], reporter=progress)
         spawns = StagedWrites()
         outcome = self._attempt(record, registration, task, claim["retryBase"], started, context,
-                                spawns)
-        final = self._finish(record.ref, claimed, task.attempt, outcome, context, spawns)
+                                spawns) | progress.final()
+        final = self._finish(record.ref, progress.version, task.attempt, outcome, context, spawns)
         if final is not None:
             logger.info("end processing task", outcome=final["state"], **context)
             self._wake_if_retrying(record.ref, final)
@@ -204,9 +206,10 @@ class TaskProcessor:
         one version, one commits; the others, and stale ones, write nothing."""
         started = self.clock()
         base = claim_fields(record, started, datetime.timedelta()) | stamp | {"startedAt": started}
-        task = self._task(record, base["attempts"], StagedWrites())
+        progress = Progress(record.ref, record.version, self.store, self.clock, writes=False)
+        task = self._task(record, base["attempts"], StagedWrites(), reporter=progress)
         fields = base | self._attempt(record, registration, task, base["retryBase"], started,
-                                      context, task.writes)
+                                      context, task.writes) | progress.final()
         check_transition(record.state, State(fields["state"]))
         completed = fields["state"] == State.COMPLETED
         try:
@@ -226,10 +229,13 @@ class TaskProcessor:
         logger.info("end processing task", outcome=fields["state"], **context)
         self._wake_if_retrying(record.ref, fields)
 
-    def _task(self, record: TaskRecord, attempt: int, staged: StagedWrites | None = None) -> Task:
+    def _task(
+        self, record: TaskRecord, attempt: int, staged: StagedWrites | None = None, *,
+        reporter: Progress,
+    ) -> Task:
         return Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
                     attempt=attempt, staged=staged, after=tuple(workflow.dependency_ids(record)),
-                    read_all=self.store.read_all)
+                    read_all=self.store.read_all, reporter=reporter)
 
     def _attempt(
         self,
@@ -383,6 +389,7 @@ def claim_fields(
         "finishedAt": firestore.DELETE_FIELD,
         "result": firestore.DELETE_FIELD,
         "error": firestore.DELETE_FIELD,
+        "progress": firestore.DELETE_FIELD,
     }
 
 

@@ -19,6 +19,7 @@ from firetasks.staging import StagedWrites
 
 if TYPE_CHECKING:
     from firetasks.enqueue import NewTask
+    from firetasks.progress import Progress
 
 
 class State(StrEnum):
@@ -73,7 +74,7 @@ MAX_DEPENDENCIES = 100
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `after`
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
-    "result", "error", "history", "spawnedBy", "expireAt",
+    "result", "error", "history", "spawnedBy", "expireAt", "progress",
 )
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
@@ -199,6 +200,13 @@ class Task:
         default=None, repr=False, compare=False)  # the processor's store, for dependencies
     spawned: list[tuple[DocumentReference, NewTask]] = field(
         default_factory=list, repr=False, compare=False)
+    reporter: Progress | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the attempt has come (0 to 1), with a word on what it is doing: shown
+        live in the dashboard, written at most every 2 s (firetasks.progress)."""
+        if self.reporter is not None:
+            self.reporter.report(fraction, message)
 
     def spawn(self, task: NewTask, *, after: Sequence[str] | None = None) -> DocumentReference:
         """Add a task beside this one, created in the same write as this attempt's completion:

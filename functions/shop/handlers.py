@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from typing import Any
 
 from google.cloud import firestore
@@ -111,3 +112,16 @@ def ship(task: Task) -> dict[str, Any]:
     done = task.dependency_results()
     task.writes.update(task.parent, {"status": "shipped", "shippedAt": firestore.SERVER_TIMESTAMP})
     return {"status": "shipped", "after": sorted(done)}
+
+
+@registry.handler("reports", "export")
+def export(task: Task) -> dict[str, int]:
+    """A long job that reports its progress: `data.parts` parts (default 10) of `data.seconds`
+    each (default 1)."""
+    parts = int(task.data.get("parts", 10))
+    seconds = float(task.data.get("seconds", 1.0))
+    for part in range(parts):
+        task.progress(part / parts, f"exporting part {part + 1} of {parts}")
+        time.sleep(seconds)  # the work of one part
+    task.progress(1.0, f"exported {parts} parts")
+    return {"parts": parts}

@@ -48,5 +48,6 @@ def test_the_shop_registers_the_seed_handlers_and_its_daily_report():
         "order.sendConfirmationEmail",
         "payment.charge",
         "reports.daily",
+        "reports.export",
         "shipping.ship",
     ]
