@@ -84,7 +84,7 @@ class Meter:
     def offset(self) -> int:
         return self.path.stat().st_size
 
-    def settle(self, quiet: float = 2.0, deadline: float = 60.0) -> None:
+    def settle(self, quiet: float = 5.0, deadline: float = 90.0) -> None:
         """Wait until no invocation has ended for `quiet` seconds: the last ones are the
         processor's own writes echoing back through the trigger."""
         limit = time.monotonic() + deadline
@@ -174,7 +174,7 @@ def measure_workflow(db: firestore.Client, meter: Meter, orders: int = WORKFLOW_
         if time.monotonic() > deadline:
             raise SystemExit(f"\nworkflow: only {done} orders shipped in time")
         time.sleep(0.5)
-    last = max(s.update_time.ToDatetime(tzinfo=datetime.UTC) for s in db.get_all(ships))
+    last = max(s.update_time for s in db.get_all(ships))  # get_all's times are datetimes
     print(f"\r  workflow   {orders:5}/{orders} orders shipped", flush=True)
     meter.settle()
     invocations = meter.since(offset, "firetasks")
