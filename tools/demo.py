@@ -1,8 +1,8 @@
 """The demo shop on the emulators: seed orders, wait for their tasks, show them, watch for changes.
 
 Run by `make dev` inside `firebase emulators:exec`. `demo.py retry` (from another terminal, with
-FIRESTORE_EMULATOR_HOST set) plays customer care: fixes the email if it is still bad, retries the
-failed task, and says what it did (or that there was nothing to retry).
+FIRESTORE_EMULATOR_HOST set) plays customer care: fixes the bad email and the declined card, retries
+the failed tasks, and says what it did (or that there was nothing to retry).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
@@ -27,15 +28,17 @@ from firetasks.errors import TaskChanged
 from firetasks.periodic import tick_all
 from firetasks.task import FINAL_STATES, State
 from main import processor, queue
-from shop.handlers import EMAIL_PATTERN
-from shop.orders import ORDERS, create_order
+from shop.handlers import DECLINED_CARD, EMAIL_PATTERN
+from shop.orders import ORDERS, TEST_CARD, create_order
 
 DEMO_ORDERS = {
     "demo-1001": ("ada@example.com", ["tea", "scones"]),
     "demo-1002": ("grace@example.com", ["coffee"]),
     "demo-1003": ("not-an-email", ["cake"]),  # its confirmation email fails until fixed
+    "demo-1004": ("alan@example.com", ["biscuits"]),  # paid with the card the provider declines
 }
 BAD_ORDER, FIXED_EMAIL = "demo-1003", "linus@example.com"
+DECLINED_ORDER = "demo-1004"  # its charge fails, so the rest of its workflow fails or is skipped
 SWEEP_EVERY = 60.0  # seconds, as the deployed schedule
 OPERATOR_EMAIL, OPERATOR_PASSWORD = "care@example.com", "firetasks-demo"
 
@@ -52,7 +55,8 @@ def ensure_operator() -> None:
 def seed(db: firestore.Client) -> None:
     for order_id, (email, items) in DEMO_ORDERS.items():
         try:
-            create_order(db, order_id, email=email, items=items, uid="demo-user")
+            create_order(db, order_id, email=email, items=items, uid="demo-user",
+                         card=DECLINED_CARD if order_id == DECLINED_ORDER else TEST_CARD)
         except exceptions.AlreadyExists:
             print(f"order {order_id} exists, kept as it is")
 
@@ -107,21 +111,43 @@ def watch(db: firestore.Client) -> None:
 
 
 def retry(db: firestore.Client) -> list[str]:
-    """What customer care does: fix the order's email if it is still not valid, then retry its
-    failed tasks as an operator would (audited; a finished task's expireAt goes with it). Says
-    what it changed; returns the retried tasks' paths."""
-    order = db.collection(ORDERS).document(BAD_ORDER)
-    failed = list(order.collection("tasks")
-                  .where(filter=firestore.FieldFilter("state", "==", State.FAILED.value)).stream())
-    if not failed:
-        print(f"no failed tasks to retry under {order.path}; nothing changed")
-        return []
-    email = (order.get().to_dict() or {}).get("email")
+    """What customer care does: fix the bad order's email if it is still not valid, and the
+    declined order's card, then retry their failed tasks as an operator would (audited; a
+    finished task's expireAt goes with it; the dependents a failure ended come back with it).
+    Says what it changed; returns the retried tasks' paths."""
+    return retry_order(db, BAD_ORDER, fix_email) + retry_order(db, DECLINED_ORDER, fix_card)
+
+
+def fix_email(order: firestore.DocumentReference, fields: dict) -> None:
+    email = fields.get("email")
     if isinstance(email, str) and EMAIL_PATTERN.fullmatch(email):
         print(f"{order.path}: email {email!r} kept (it is valid)")
     else:
         order.update({"email": FIXED_EMAIL})
         print(f"{order.path}: email {email!r} is not valid, changed to {FIXED_EMAIL!r}")
+
+
+def fix_card(order: firestore.DocumentReference, fields: dict) -> None:
+    if fields.get("card") == DECLINED_CARD:
+        order.update({"card": TEST_CARD})
+        print(f"{order.path}: card ending {DECLINED_CARD[-4:]} was declined, changed to the test "
+              f"card ending {TEST_CARD[-4:]}")
+    else:
+        print(f"{order.path}: card kept")
+
+
+def retry_order(
+    db: firestore.Client,
+    order_id: str,
+    fix: Callable[[firestore.DocumentReference, dict], None],
+) -> list[str]:
+    order = db.collection(ORDERS).document(order_id)
+    failed = list(order.collection("tasks")
+                  .where(filter=firestore.FieldFilter("state", "==", State.FAILED.value)).stream())
+    if not failed:
+        print(f"no failed tasks to retry under {order.path}; nothing changed")
+        return []
+    fix(order, order.get().to_dict() or {})
     actor = Actor(uid=None, email=OPERATOR_EMAIL, via="demo")
     retried = []
     for task in failed:
@@ -154,9 +180,12 @@ def main() -> None:
 firetasks demo ready: Firestore emulator at {host}, project {db.project}.
 - Dashboard: http://127.0.0.1:5001/{db.project}/us-central1/dashboard/
   sign in as {OPERATOR_EMAIL} / {OPERATOR_PASSWORD} (an operator with the admin claim).
-- The order {BAD_ORDER} has a bad email, so its confirmation task failed: open it in the
-  dashboard (Order or parent: {BAD_ORDER}). To play customer care from a terminal instead (fix
-  the email, retry the task):
+- Every order is a workflow: payment.charge, then the confirmation mail and processing, then
+  shipping. The order {BAD_ORDER} has a bad email, so its confirmation task failed, and shipping
+  with it; {DECLINED_ORDER} paid with a declined card, so its charge failed, its mail was skipped
+  and processing and shipping failed. Open them in the dashboard (Order or parent: {BAD_ORDER}).
+  To play customer care from a terminal instead (fix the email and the card, retry what failed
+  first; the rest of each workflow follows):
     FIRESTORE_EMULATOR_HOST={host} functions/venv/bin/python tools/demo.py retry
 - The CLI:
     FIRESTORE_EMULATOR_HOST={host} GCLOUD_PROJECT={db.project} FIRETASKS_QUEUE=main:queue \
