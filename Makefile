@@ -9,9 +9,9 @@ EXAMPLE_VENV := $(EXAMPLE)/functions/venv
 # Its tests in its own emulator suite (its firebase.json and project), with its venv and pytest.ini.
 EXAMPLE_TEST = $(EMULATORS) --dir $(EXAMPLE) exec "functions/venv/bin/python -m pytest"
 
-.PHONY: install dev test unit test-example test-repeat lint bench chromium
+.PHONY: install dev test unit test-example test-repeat lint bench chromium web
 
-install: node_modules/.install.stamp $(VENV)/.install.stamp chromium
+install: node_modules/.install.stamp web/node_modules/.install.stamp $(VENV)/.install.stamp chromium
 
 # Debian's Chromium for the browser tests (Playwright's own browser download needs the internet).
 chromium:
@@ -34,8 +34,9 @@ $(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt requirem
 # folder and pip-installs its requirements.txt there), rebuilt when the library changes (the
 # folders' times cover added and removed files). Its venv is where the Functions emulator looks;
 # pip runs in the functions folder, as the cloud build does.
-LIBRARY := functions/firetasks functions/firetasks/dashboard_static \
-	$(wildcard functions/firetasks/*.py functions/firetasks/dashboard_static/*)
+LIBRARY := functions/firetasks functions/firetasks/dashboard_static functions/firetasks/customer_static \
+	$(wildcard functions/firetasks/*.py functions/firetasks/dashboard_static/* \
+		functions/firetasks/customer_static/*)
 $(EXAMPLE_VENV)/.install.stamp: $(VENV)/.install.stamp pyproject.toml $(LIBRARY) \
 		$(EXAMPLE)/functions/requirements.txt requirements-dev.txt
 	rm -rf build $(EXAMPLE)/functions/vendor
@@ -51,6 +52,18 @@ $(EXAMPLE_VENV)/.install.stamp: $(VENV)/.install.stamp pyproject.toml $(LIBRARY)
 
 dev: install
 	$(EMULATORS) exec "$(PY) tools/demo.py --watch"
+
+# The customer view's script: web/customer.js with the pinned `firebase` package, bundled and
+# minified by esbuild (pinned too) into functions/firetasks/customer_static/customer.js. The bundle
+# is checked in (a deploy uploads the functions folder as it is): run this after editing web/ or
+# bumping firebase; tests/unit/test_customer_bundle.py fails while the bundle is out of date.
+web: web/node_modules/.install.stamp
+	cd web && npm run --silent build
+
+# The customer view's build tools have a package.json and lock file of their own (web/).
+web/node_modules/.install.stamp: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check

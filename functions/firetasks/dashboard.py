@@ -25,6 +25,7 @@ from firetasks import db, operations, queries
 from firetasks.access import admin_from_header
 from firetasks.audit import Actor, recent
 from firetasks.config import TaskQueue
+from firetasks.customer import add_customer_view
 from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
 from firetasks.queries import TaskFilter
 from firetasks.trigger_options import DashboardTriggerOptions
@@ -186,6 +187,7 @@ def create_app(queue: TaskQueue) -> flask.Flask:
     def http_error(exc: HTTPException) -> flask.Response:
         return error(exc.code or 500, exc.description or exc.name)
 
+    add_customer_view(app, queue)  # /orders/<orderId>: a customer's live view of an order
     app.after_request(secured)
     return app
 
@@ -197,13 +199,14 @@ def error(status: int, message: str, **extra: str) -> flask.Response:
 
 
 def secured(response: flask.Response) -> flask.Response:
-    """The headers of every response, pages, API answers and errors alike."""
+    """The headers of every response, pages, API answers and errors alike (the customer view sets
+    a policy of its own, which also lets its page reach Firestore)."""
     origins = " ".join(sorted({_origin(auth_origin(service))
                                for service in ("identitytoolkit", "securetoken")}))
-    response.headers["Content-Security-Policy"] = (
+    response.headers.setdefault("Content-Security-Policy", (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src 'self' {origins}; form-action 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'")
+        "frame-ancestors 'none'"))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
