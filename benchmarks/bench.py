@@ -154,6 +154,25 @@ def measure(db: firestore.Client, meter: Meter, scenario: Scenario, system: Syst
     }
 
 
+# The limited scenario: the same workloads unlimited (claim mode) and limited (firetasks.limits,
+# handlers in functions/testing/workloads.py), throughput against the limit and the extra cost.
+LIMITED = [
+    (Scenario("unlimited", 300, 30, "work", "50 ms handler, no limit"),
+     System("claim", "tasks", "bench", "firetasks")),
+    (Scenario("concurrency=10", 300, 30, "work", "50 ms handler, at most 10 at once"),
+     System("limited", "tasks", "benchLimited", "firetasks")),
+    (Scenario("unlimited", 300, 30, "noop", "no-op handler, no limit"),
+     System("claim", "tasks", "bench", "firetasks")),
+    (Scenario("rate=20/s", 300, 30, "noop", "no-op handler, at most 20 starts a second"),
+     System("limited", "tasks", "benchLimited", "firetasks")),
+]
+
+
+def measure_limited(db: firestore.Client, meter: Meter) -> list[dict]:
+    return [{"limit": scenario.name, "action": scenario.action}
+            | measure(db, meter, scenario, system) for scenario, system in LIMITED]
+
+
 WORKFLOW_ORDERS = 200
 
 
@@ -250,7 +269,7 @@ def commit() -> str:
 
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, "workflow", []],
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, "workflow", "limited", []],
                         help="default: all of them")
     parser.add_argument("--out", type=Path, help="JSON file (default: results/<commit>.json)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each scenario (default 3)")
@@ -264,9 +283,14 @@ def main(argv: Iterable[str] | None = None) -> None:
     for system in SYSTEMS:  # start the functions' workers before timing anything
         measure(db, meter, warmup, system)
     runs: dict[str, list[dict[str, dict]]] = {}
-    names = args.scenarios or [*SCENARIOS, "workflow"]
+    names = args.scenarios or [*SCENARIOS, "workflow", "limited"]
     workflow = []
+    limited: list[list[dict]] = []
     for name in names:
+        if name == "limited":
+            print("limited: 300 tasks per limit, unlimited and limited, firetasks only")
+            limited = [measure_limited(db, meter) for _ in range(args.repeat)]
+            continue
         if name == "workflow":
             print(f"workflow: {WORKFLOW_ORDERS} orders of the shop's 4-task flow, firetasks only")
             workflow = [measure_workflow(db, meter) for _ in range(args.repeat)]
@@ -281,7 +305,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     results = {name: summary(scenario_runs) for name, scenario_runs in runs.items()}
     report = {"commit": commit(), "at": datetime.datetime.now(datetime.UTC).isoformat(),
               "machine": machine(), "scenarios": {n: SCENARIOS[n].__dict__ for n in results},
-              "repeat": args.repeat, "results": results, "runs": runs, "workflow": workflow}
+              "repeat": args.repeat, "results": results, "runs": runs, "workflow": workflow,
+              "limited": limited}
     out = args.out or RESULTS / f"{report['commit']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -291,6 +316,11 @@ def main(argv: Iterable[str] | None = None) -> None:
             f"{figure} {statistics.median(run[figure] for run in workflow)}"
             for figure in ["seconds", "invocations_per_task", "reads_per_task",
                            "writes_per_task"]))
+    for run in limited:
+        print("\nlimited: " + "; ".join(
+            f"{row['action']} {row['limit']}: {row['throughput']}/s, invocations "
+            f"{row['invocations_per_task']}, reads {row['reads_per_task']}, writes "
+            f"{row['writes_per_task']} per task" for row in run))
     print(f"\nmachine: {report['machine']}\nwritten to {out}")
 
 

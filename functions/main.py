@@ -8,6 +8,7 @@ from firetasks import (
     HandlerRegistry,
     TaskProcessor,
     TaskQueue,
+    limited_triggers,
     periodic_triggers,
     sweep_trigger,
     task_trigger,
@@ -60,6 +61,11 @@ sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_S
 # Periodic tasks (registry.periodic): a scheduled function per handler, named periodic_<type>_
 # <action> (periodic_reports_daily), that creates the task of each firing of its schedule.
 globals().update(periodic_triggers(queue))
+
+# Limited handlers (concurrency=, rate=): a task-queue function per handler, named limited<Type>
+# <Action> (limitedMailSend for mail.send), whose Cloud Tasks queue holds the limits and runs
+# their tasks.
+globals().update(limited_triggers(processor, **PROCESSING))
 
 # The operators' dashboard and its API, for users with the admin claim.
 dashboard = dashboard_trigger(queue, name="dashboard", memory=options.MemoryOption.MB_256)

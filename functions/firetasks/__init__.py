@@ -3,6 +3,7 @@
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
 from firetasks.errors import FiretasksError, InvalidTask, PermanentError, RetryAfter
+from firetasks.limits import Rate, limited_triggers
 from firetasks.periodic import periodic_trigger, periodic_triggers
 from firetasks.processor import TaskProcessor, task_trigger
 from firetasks.recovery import sweep, sweep_trigger
@@ -19,6 +20,7 @@ __all__ = [
     "InvalidTask",
     "NewTask",
     "PermanentError",
+    "Rate",
     "RetentionPolicy",
     "RetryAfter",
     "RetryPolicy",
@@ -28,6 +30,7 @@ __all__ = [
     "TaskQueue",
     "add_tasks",
     "create_with_tasks",
+    "limited_triggers",
     "periodic_trigger",
     "periodic_triggers",
     "sweep",

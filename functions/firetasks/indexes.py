@@ -32,7 +32,8 @@ COMPOSITE = [  # (scope, fields and their orders)
     (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
 ]
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC]}
-NOT_INDEXED = ["data", "result", "error", "history"]  # free-form, often large, never queried
+# Never queried: free-form and often large, or (queuedAt, firetasks.limits) a sequential timestamp
+NOT_INDEXED = ["data", "result", "error", "history", "queuedAt"]
 
 
 def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:

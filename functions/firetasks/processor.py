@@ -30,6 +30,7 @@ from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, check_graph
 from firetasks.errors import PermanentError, RetryAfter
+from firetasks.limits import CloudTasksDispatcher, Dispatcher, dispatch_id, function_name
 from firetasks.progress import Progress
 from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
@@ -65,11 +66,13 @@ class TaskProcessor:
         waker: Waker | None = None,
         store: TaskStore | None = None,
         clock: Clock = utc_now,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.queue = queue
         self.waker = waker or CloudTasksWaker()
         self.store = store or FirestoreStore()
         self.clock = clock
+        self.dispatcher = dispatcher or CloudTasksDispatcher()
 
     @property
     def registry(self) -> HandlerRegistry:
@@ -102,6 +105,8 @@ class TaskProcessor:
         fail one that names itself, unknown tasks or a cycle; else leave it waiting. 1 if it was
         written, else 0."""
         context = record.describe()
+        if self._failed_if_invalid(record, context, {}):
+            return 1
         fields = workflow.on_arrival(record, self.store)
         if fields is None:
             logger.debug("task waits for its dependencies", after=workflow.dependency_ids(record),
@@ -137,8 +142,24 @@ class TaskProcessor:
                 time.sleep(wait)
         self.process(record, WAKE_STATES)
 
-    def process(self, record: TaskRecord, states: Collection[State] = TRIGGER_STATES) -> None:
-        """Act on one version of a task document.
+    def run_admitted(
+        self, ref: DocumentReference, at: datetime.datetime | None = None
+    ) -> None:
+        """A dispatch from a limited handler's queue (firetasks.limits): run the task now. It
+        returns when the attempt has ended, which frees the queue's slot for the next. `at`: the
+        time a rate gate admitted it, its `startedAt`."""
+        record = self.store.read(ref)
+        if record is None:
+            logger.info("skip admitted task, deleted", taskId=ref.id, path=ref.path)
+            return
+        self.process(record, WAKE_STATES, admitted=True, admitted_at=at)
+
+    def process(
+        self, record: TaskRecord, states: Collection[State] = TRIGGER_STATES,
+        admitted: bool = False, admitted_at: datetime.datetime | None = None,
+    ) -> None:
+        """Act on one version of a task document. A limited handler's task runs only `admitted`
+        by its queue; until then it is queued there (firetasks.limits).
 
         A task written without `createdAt` gets the document's creation time with the processor's
         first write: lists and stats order by it.
@@ -149,11 +170,7 @@ class TaskProcessor:
         if is_state(record.state) and record.state not in states:
             logger.debug(f"skip processing {record.state} task", **context)
             return
-        found = problems(record.fields)
-        if found:
-            logger.warn("invalid task", problems=found, **context)
-            error = {"type": "InvalidTask", "message": "; ".join(found)}
-            self._write_if_unchanged(record, ended(State.FAILED, error=error) | stamp, context)
+        if self._failed_if_invalid(record, context, stamp):
             return
         if record.cancel_requested:
             self._write_if_unchanged(record, ended(State.CANCELLED) | stamp, context)
@@ -167,10 +184,46 @@ class TaskProcessor:
             logger.info("task not due yet", runAt=run_at.isoformat(), **context)
             self.waker.wake_at(record.ref, run_at)
             return
+        if registration.limits is not None and not admitted:
+            self._queue_limited(record, context, stamp, woken=states == WAKE_STATES)
+            return
+        if admitted_at is not None:
+            stamp["startedAt"] = admitted_at
         if registration.atomic:
             self._run_atomic(record, registration, context, stamp)
         else:
             self._run(record, registration, context, stamp)
+
+    def _failed_if_invalid(
+        self, record: TaskRecord, context: dict[str, Any], stamp: dict[str, Any]
+    ) -> bool:
+        """End a malformed task `failed` with an InvalidTask error listing its problems."""
+        found = problems(record.fields)
+        if found:
+            logger.warn("invalid task", problems=found, **context)
+            error = {"type": "InvalidTask", "message": "; ".join(found)}
+            self._write_if_unchanged(record, ended(State.FAILED, error=error) | stamp, context)
+        return bool(found)
+
+    def _queue_limited(
+        self, record: TaskRecord, context: dict[str, Any], stamp: dict[str, Any], woken: bool
+    ) -> None:
+        """Mark a limited handler's due task `queuedAt` (unless it is) and enqueue it on its
+        handler's queue, named by the version marked: a second enqueue of that version (the
+        mark's own event) is a refused duplicate; an edit made while it waits queues the new
+        version. A wake-up of a marked task (the sweeper's, for one waiting long or whose Cloud
+        Task was lost) enqueues it afresh: at worst a second dispatch finds it claimed."""
+        version = (record.version, self.clock()) if woken else record.version
+        if "queuedAt" not in record.fields:
+            version = self.store.write_if_unchanged(
+                record.ref, record.version, {"queuedAt": firestore.SERVER_TIMESTAMP} | stamp)
+            if version is None:
+                logger.info("skip queuing task, changed by another write", **context)
+                return
+        queue = function_name(record.type, record.action)
+        if self.dispatcher.dispatch(record.ref, queue, dispatch_id(record.ref, version),
+                                    self.queue.timeout_sec):
+            logger.info("task queued for its handler's limits", queue=queue, **context)
 
     def _run(
         self,
@@ -184,6 +237,7 @@ class TaskProcessor:
         claimed = self._write_if_unchanged(record, claim, context)
         if claimed is None:
             return
+        context["state"] = State.RUNNING.value
         progress = Progress(record.ref, claimed, self.store, self.clock)
         task = self._task(record, claim["attempts"], reporter=progress)
         spawns = StagedWrites()
@@ -205,7 +259,7 @@ class TaskProcessor:
         batch conditional on the version delivered (firetasks.staging): of several deliveries of
         one version, one commits; the others, and stale ones, write nothing."""
         started = self.clock()
-        base = claim_fields(record, started, datetime.timedelta()) | stamp | {"startedAt": started}
+        base = claim_fields(record, started, datetime.timedelta()) | {"startedAt": started} | stamp
         progress = Progress(record.ref, record.version, self.store, self.clock, writes=False)
         task = self._task(record, base["attempts"], StagedWrites(), reporter=progress)
         fields = base | self._attempt(record, registration, task, base["retryBase"], started,
@@ -250,7 +304,7 @@ class TaskProcessor:
         """Call the handler: the fields that end the attempt, its history entry included. The
         tasks it spawns are staged in `effects`, to be created with a completion only."""
         created = record.fields.get("createdAt") or record.created
-        context.update(state=State.RUNNING.value, attempt=task.attempt)
+        context["attempt"] = task.attempt
         latency = {"latencyMs": round((started - created).total_seconds() * 1000)} if isinstance(
             created, datetime.datetime) else {}
         logger.info("start processing task", **latency, **context)
@@ -386,6 +440,7 @@ def claim_fields(
         "startedAt": firestore.SERVER_TIMESTAMP,
         "updatedAt": firestore.SERVER_TIMESTAMP,
         "leaseExpiresAt": started + lease,
+        "queuedAt": firestore.DELETE_FIELD,
         "finishedAt": firestore.DELETE_FIELD,
         "result": firestore.DELETE_FIELD,
         "error": firestore.DELETE_FIELD,

@@ -196,7 +196,18 @@ def summary(
     }
     if registry is not None:
         row["handled"] = handled(registry, fields)
+        row["mode"] = mode(registry, fields)
     return cast(dict[str, Any], jsonable(row))
+
+
+def mode(registry: HandlerRegistry, fields: Mapping[str, Any]) -> str | None:
+    """`atomic` (runs unclaimed, its writes commit with its completion) or `claim`; None without
+    a handler in this deployment."""
+    type_, action = fields.get("type"), fields.get("action")
+    if not (isinstance(type_, str) and isinstance(action, str)):
+        return None
+    entry = registry.lookup(type_, action)
+    return None if entry is None else ("atomic" if getattr(entry, "atomic", False) else "claim")
 
 
 def handled(registry: HandlerRegistry, fields: Mapping[str, Any]) -> bool:

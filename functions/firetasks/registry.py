@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from firetasks.limits import Limits, Rate
 from firetasks.retention import DEFAULT_RETENTION, RetentionPolicy
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
 from firetasks.schedule import Schedule
@@ -46,6 +47,9 @@ class Registration:
     """How long its finished tasks are kept: their `expireAt` (firetasks.retention)."""
     schedule: Schedule | None = None
     """For a periodic handler: when its tasks are created (firetasks.periodic)."""
+    limits: Limits | None = None
+    """At most so many attempts at once, starts at most at a rate: its tasks run through a Cloud
+    Tasks queue of its own (firetasks.limits)."""
 
 
 class HandlerRegistry:
@@ -69,13 +73,18 @@ class HandlerRegistry:
         lease: datetime.timedelta | None = None,
         atomic: bool = False,
         retention: RetentionPolicy = DEFAULT_RETENTION,
+        concurrency: int | None = None,
+        rate: str | Rate | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
-        create its tasks; `atomic=True` commits its staged writes with its outcome."""
+        create its tasks; `atomic=True` commits its staged writes with its outcome;
+        `concurrency=5` runs at most 5 of its attempts at once, `rate="10/s"` (or "600/m")
+        starts at most that many (firetasks.limits)."""
 
         def register(func: Handler) -> Handler:
             self.register(type, action, func, retry=retry, client=client, lease=lease,
-                          atomic=atomic, retention=retention)
+                          atomic=atomic, retention=retention,
+                          limits=Limits.of(concurrency, rate))
             return func
 
         return register
@@ -115,6 +124,7 @@ class HandlerRegistry:
         atomic: bool = False,
         retention: RetentionPolicy = DEFAULT_RETENTION,
         schedule: Schedule | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not TYPE_PATTERN.fullmatch(type):
             raise ValueError(f"handler type {type!r} is not a name like 'order'")
@@ -127,7 +137,7 @@ class HandlerRegistry:
                              "claimed)")
         access = ClientAccess() if client is True else client or None
         self._registrations[type, action] = Registration(func, retry, access, lease, atomic,
-                                                         retention, schedule)
+                                                         retention, schedule, limits)
 
     @classmethod
     def combine(cls, *registries: HandlerRegistry) -> HandlerRegistry:
@@ -156,6 +166,12 @@ class HandlerRegistry:
         return sorted((type, action, registration.client)
                       for (type, action), registration in self._registrations.items()
                       if registration.client is not None)
+
+    def limited(self) -> list[tuple[str, str, Limits]]:
+        """The handlers with limits, and their limits, by name."""
+        return sorted(((type, action, registration.limits)
+                       for (type, action), registration in self._registrations.items()
+                       if registration.limits is not None), key=lambda found: found[:2])
 
     def schedules(self) -> list[tuple[str, str, Schedule]]:
         """The periodic handlers and their schedules, by name."""

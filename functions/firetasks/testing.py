@@ -197,6 +197,21 @@ class RecordingWaker:
         return True
 
 
+class RecordingDispatcher:
+    """Keeps the limited handlers' dispatches in order (a duplicate id once), for MemoryQueue.run
+    to deliver one at a time: concurrency 1, whatever a handler's limit; rates are not paced."""
+
+    def __init__(self) -> None:
+        self.pending: list[DocumentReference] = []
+        self.ids: set[str] = set()
+
+    def dispatch(self, ref: DocumentReference, function: str, id: str, timeout_sec: int) -> bool:
+        if id not in self.ids:
+            self.ids.add(id)
+            self.pending.append(ref)
+        return True
+
+
 class MemoryQueue:
     """A TaskQueue run inline: the real processor over a MemoryStore, on a fake clock."""
 
@@ -207,8 +222,9 @@ class MemoryQueue:
         self.store = MemoryStore(self.clock)
         self.waker = RecordingWaker()
         self.queue = TaskQueue(registry, collections=collections)
+        self.dispatcher = RecordingDispatcher()
         self.processor = TaskProcessor(self.queue, waker=self.waker, store=self.store,
-                                       clock=self.clock)
+                                       clock=self.clock, dispatcher=self.dispatcher)
 
     def enqueue(
         self, parent: str, task: NewTask, *, collection: str | None = None
@@ -238,6 +254,8 @@ class MemoryQueue:
                 record = self.store.read(self.store.client.document(path))
                 if record is not None and path.split("/")[-2] in self.queue.collections:
                     self.processor.handle(record, before)
+            elif self.dispatcher.pending:
+                self.processor.run_admitted(self.dispatcher.pending.pop(0))
             elif self.waker.pending and (until is None or self.waker.pending[0][0] <= until):
                 at, _, ref = heapq.heappop(self.waker.pending)
                 self.clock.now = max(self.clock.now, at)

@@ -10,17 +10,19 @@ dispatch, and enqueues itself again beyond that. In production the wait is about
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable
 from typing import Any, Protocol, Unpack, cast
 
 import flask
-from firebase_admin import functions
+from firebase_admin import exceptions, functions
 from firebase_functions import https_fn, logger, tasks_fn
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
 from firetasks.trigger_options import WakeTriggerOptions
 
+TASKS_EMULATOR = "CLOUD_TASKS_EMULATOR_HOST"
 WAKE_FUNCTION = "wakeTasks"  # also the Cloud Tasks queue id: letters, digits and hyphens only
 WAIT_LIMIT = 30.0  # seconds; well below the wake function's timeout
 
@@ -37,17 +39,41 @@ class CloudTasksWaker:
         self.function_name = function_name
 
     def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> bool:
+        return self.enqueue(ref, at=at)
+
+    def enqueue(
+        self, ref: DocumentReference, *, at: datetime.datetime | None = None,
+        task_id: str | None = None, deadline_sec: int | None = None,
+    ) -> bool:
+        """A Cloud Task for the task at `ref`, dispatched at `at` (else at once), named `task_id`
+        (else by Cloud Tasks), waited for up to `deadline_sec` (15 to 1800; else Cloud Tasks'
+        default): whether it is queued; one named as a queued one is a duplicate, refused by
+        Cloud Tasks, and counts as queued."""
         db.app()
         queue = functions.task_queue(self.function_name)
         # firebase-admin sends the payload as the whole request body, and a task-queue function
         # reads its argument from the body's `data`: so the payload is wrapped here.
         payload = {"data": {"path": ref.path, "database": db.database_of(ref)}}
         try:
-            queue.enqueue(payload, functions.TaskOptions(schedule_time=at))
+            queue.enqueue(payload, functions.TaskOptions(
+                schedule_time=at, task_id=task_id, dispatch_deadline_seconds=deadline_sec))
+        except (exceptions.AlreadyExistsError, exceptions.ConflictError):
+            logger.debug("duplicate Cloud Task refused", path=ref.path, queue=self.function_name,
+                         taskId=task_id)
+        except ValueError as exc:
+            # Under the Cloud Tasks emulator, firebase-admin enqueues a named task, then fails to
+            # parse the name the emulator echoes (it strips a leading '/' that the emulator adds
+            # only to names it makes up): the task was queued.
+            if not (task_id and os.environ.get(TASKS_EMULATOR) and "resource name" in str(exc)):
+                logger.error("could not enqueue wake-up", path=ref.path,
+                             queue=self.function_name, error=repr(exc))
+                return False
         except Exception as exc:  # the sweeper finds tasks whose wake-up was lost
-            logger.error("could not enqueue wake-up", path=ref.path, error=repr(exc))
+            logger.error("could not enqueue wake-up", path=ref.path, queue=self.function_name,
+                         error=repr(exc))
             return False
-        logger.debug("wake-up enqueued", path=ref.path, at=at.isoformat())
+        logger.debug("wake-up enqueued", path=ref.path, queue=self.function_name,
+                     at=at.isoformat() if at else None)
         return True
 
 

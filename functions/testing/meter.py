@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from google.cloud import firestore
 
 from firetasks import TaskProcessor, db
+from firetasks.limits import Admitted
 from testing.naive import NaiveProcessor
 
 T = TypeVar("T")
@@ -107,4 +108,5 @@ def install(path: str) -> None:
     db.client = _metered_client(db.client.__wrapped__)
     TaskProcessor.on_write = _invocation("firetasks", path, TaskProcessor.on_write)
     TaskProcessor.wake = _invocation("firetasks", path, TaskProcessor.wake)
+    Admitted.wake = _invocation("firetasks", path, Admitted.wake)  # a limited handler's queue
     NaiveProcessor.on_write = _invocation("naive", path, NaiveProcessor.on_write)

@@ -104,3 +104,27 @@ def spawn(task: Task) -> None:
 def atomic_spawn(task: Task) -> None:
     """`probe.spawn` in atomic mode."""
     spawn(task)
+
+
+@registry.handler("probe", "limitedFive", retry=QUICK, concurrency=5)
+def limited_five(task: Task) -> None:
+    """At most 5 at once (firetasks.limits); takes `data.seconds`."""
+    time.sleep(task.data.get("seconds", 0.2))
+
+
+@registry.handler("probe", "limitedRate", retry=QUICK, rate="10/s", concurrency=10)
+def limited_rate(task: Task) -> None:
+    """At most 10 starts a second (firetasks.limits). The concurrency keeps the Functions
+    emulator from starting a worker per dispatch of a burst at once: its workers then collide on
+    ports and fail to load."""
+
+
+@registry.handler("probe", "limitedCrash", retry=QUICK, concurrency=1,
+                  lease=datetime.timedelta(seconds=2))
+def limited_crash(task: Task) -> dict[str, int]:
+    """One at a time; kills its worker on the first attempt if `data.crash`, as `probe.crash`."""
+    record(task)
+    if task.data.get("crash") and task.attempt == 1:
+        os._exit(1)
+    time.sleep(task.data.get("seconds", 0))
+    return {"attempt": task.attempt}

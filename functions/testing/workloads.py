@@ -19,6 +19,7 @@ from collections.abc import Callable
 from google.cloud import firestore
 
 from firetasks import HandlerRegistry, RetryPolicy, Task
+from firetasks.limits import Limits, Rate
 from firetasks.retry import DEFAULT_RETRY
 from firetasks.staging import StagedWrites
 
@@ -68,3 +69,11 @@ for action, body in {"noop": noop, "work": work, "mail": mail}.items():
     retry = RETRY.get(action, DEFAULT_RETRY)
     registry.register("bench", action, committing_itself(body), retry=retry)
     registry.register("benchAtomic", action, staging(body), retry=retry, atomic=True)
+
+# The limited scenario's handlers (firetasks.limits): `work` at most 10 at once, `noop` at most
+# 20 starts a second.
+LIMITED = {"work": Limits(concurrency=10), "noop": Limits(rate=Rate(20))}
+BODIES: dict[str, Body] = {"noop": noop, "work": work, "mail": mail}
+for action, limits in LIMITED.items():
+    registry.register("benchLimited", action, committing_itself(BODIES[action]),
+                      retry=RETRY.get(action, DEFAULT_RETRY), limits=limits)

@@ -100,6 +100,7 @@ def test_an_admin_sees_why_a_task_failed_retries_it_and_sees_it_complete(
     row.click()
     expect(page.locator("#detail-fields")).to_contain_text("OrderError")
     expect(page.locator("#retry")).to_be_visible()
+    expect(page.locator("#detail-hint")).to_be_hidden()  # it has a handler
     shots(page, "task")
 
     order.update({"email": "fixed@example.com"})  # customer care fixed the order elsewhere

@@ -23,7 +23,8 @@ def test_invoice_jobs_are_processed_listed_counted_and_retried(db, uid, people):
     _, listed = call("api/tasks", token=admin, collection="jobs", parent=f"invoices/{uid}")
     assert [task["path"] for task in listed["tasks"]] == [job.path]
     _, after = call("api/stats", token=admin)
-    assert after["byState"]["failed"] == before["byState"]["failed"] + 1
+    failed = [stats["recent"]["lastHour"]["failed"] for stats in (before, after)]
+    assert failed[1] >= failed[0] + 1  # the jobs collection is counted (others may fail too)
     status, outcome = call("api/retry", token=admin, body={"path": job.path})
     assert (status, outcome["after"]) == (200, "scheduled")
     assert wait_for_state(job, ("failed",))["attempts"] == 2

@@ -206,3 +206,12 @@ def test_client_written_bad_graphs_end_failed_as_invalid(queue, documents, messa
     assert any(error and error["type"] == "InvalidTask" and message in error["message"]
                for error in errors)
     assert "completed" not in states(queue).values()
+
+
+def test_a_malformed_waiting_task_ends_failed_as_invalid(queue):
+    ref = queue.write(f"{ORDER}/tasks/a", {"type": "step", "action": "ok", "state": "waiting",
+                                           "data": {}, "after": "charge"})
+    queue.run()
+    task = queue.get(ref)
+    assert (task.state, task.fields["error"]["type"]) == ("failed", "InvalidTask")
+    assert "'after' must be a list of task ids" in task.fields["error"]["message"]

@@ -23,6 +23,67 @@ let nextCursor = null;
 let current = null; // the task shown in the detail panel
 let overviewTimer = null;
 let detailTimer = null;
+let listed = new Map(); // the listed tasks by path, to name a row's dependencies
+const FINISHED = ["completed", "failed", "cancelled"];
+const ATOMIC_NOTE = "Atomic handler: it runs without a claim, so it never shows running; "
+  + "its writes are committed with its completion.";
+
+function taskId(path) { return String(path).split("/").pop(); }
+
+// A link to a task (opened in the detail panel).
+function taskLink(path, text) {
+  const link = el("a", text ?? taskId(path), "task-link");
+  link.href = `#/${taskView(path)}`;
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+    openTask(path).catch((failure) => say(failure.message));
+  });
+  return link;
+}
+
+function siblingPath(path, id) { return [...String(path).split("/").slice(0, -1), id].join("/"); }
+
+// "blocked by <dependency>" for a task failed or cancelled because a dependency did not complete.
+function blockedBy(task) {
+  const error = task.error || (task.fields && task.fields.error);
+  if (!error || error.type !== "DependencyFailed" || !error.dependency) return null;
+  const node = el("small", "blocked by ", "blocked");
+  node.append(taskLink(siblingPath(task.path, error.dependency), String(error.dependency)));
+  return node;
+}
+
+// "waiting for X, Y": the dependencies (as listed) that have not finished yet.
+function waitingFor(task) {
+  if (task.state !== "waiting" || !Array.isArray(task.after) || !task.after.length) return null;
+  const open = task.after.filter(
+    (id) => !FINISHED.includes((listed.get(siblingPath(task.path, id)) || {}).state));
+  if (!open.length) return null;
+  const node = el("small", "waiting for ", "waiting-for");
+  open.forEach((id, index) => {
+    if (index) node.append(", ");
+    const known = listed.get(siblingPath(task.path, id));
+    node.append(taskLink(siblingPath(task.path, id), known ? `${id} (${known.type}.${known.action})` : id));
+  });
+  return node;
+}
+
+// The tasks in dependency order (topological by `after`, stable otherwise).
+function dependencyOrder(tasks) {
+  const byId = new Map(tasks.map((task) => [taskId(task.path), task]));
+  const done = new Set();
+  const ordered = [];
+  const visit = (task, seen) => {
+    const id = taskId(task.path);
+    if (done.has(id) || seen.has(id)) return;
+    seen.add(id);
+    for (const dep of task.after || []) if (byId.has(dep)) visit(byId.get(dep), seen);
+    done.add(id);
+    ordered.push(task);
+  };
+  for (const task of tasks) visit(task, new Set());
+  return ordered;
+}
 
 function token() { return sessionStorage.getItem("firetasks.token"); }
 
@@ -183,6 +244,7 @@ function visibilityChanged() {
   if (document.visibilityState === "visible" && token() && !$("#app").hidden) {
     refreshOverview().catch(() => {});
     watchDetail();
+    watchWorkflow();
   }
   scheduleOverview();
 }
@@ -252,6 +314,8 @@ function taskRow(task) {
   const state = el("td");
   state.append(stateBadge(task.state));
   if (task.handled === false) state.append(el("small", NO_HANDLER, "hint"));
+  const why = waitingFor(task) || blockedBy(task);
+  if (why) state.append(why);
   const path = el("td", null, "id");
   path.append(breakable(task.path));
   const name = el("td", null, "id");
@@ -267,11 +331,28 @@ async function loadTasks(fresh) {
   const params = new URLSearchParams(filters);
   if (!fresh && nextCursor) params.set("cursor", nextCursor);
   const page = await api(`api/tasks?${params}`);
-  const rows = page.tasks.map(taskRow);
+  if (fresh) listed = new Map();
+  for (const task of page.tasks) listed.set(task.path, task);
+  // One parent's tasks: its workflow, in dependency order.
+  const tasks = filters.parent ? dependencyOrder(page.tasks) : page.tasks;
+  const rows = tasks.map(taskRow);
   const body = $("#tasks tbody");
   if (fresh) body.replaceChildren(...rows); else body.append(...rows);
   nextCursor = page.next;
   show($("#more"), Boolean(nextCursor));
+  watchWorkflow();
+}
+
+// A parent's workflow follows itself while any of its tasks may still change.
+let workflowTimer = null;
+function watchWorkflow() {
+  clearTimeout(workflowTimer);
+  if (!filters.parent || nextCursor || document.visibilityState === "hidden") return;
+  if (![...listed.values()].some((task) => ACTIVE.includes(task.state))) return;
+  const shown = JSON.stringify(filters);
+  workflowTimer = setTimeout(() => {
+    if (token() && JSON.stringify(filters) === shown) loadTasks(true).catch(() => {});
+  }, DETAIL_MS);
 }
 
 // Open a task in the detail panel (and the URL); it stays live while it is active.
@@ -292,7 +373,11 @@ async function openTask(path, rememberIt = true) {
 // Poll the open task while it may still change by itself (and the tab is visible).
 function watchDetail() {
   clearTimeout(detailTimer);
-  if (!current || !ACTIVE.includes(current.fields.state) || document.visibilityState === "hidden") return;
+  // ... or while a task it runs after or before may still change (its states are shown).
+  const linked = current ? [...(current.dependencies || []), ...(current.dependents || [])] : [];
+  const active = current && (ACTIVE.includes(current.fields.state)
+    || linked.some((other) => ACTIVE.includes(other.state)));
+  if (!active || document.visibilityState === "hidden") return;
   const path = current.path;
   detailTimer = setTimeout(() => {
     if (current && current.path === path && token()) loadTask(path).catch(() => {});
@@ -314,6 +399,15 @@ async function loadTask(path) {
   $("#detail-hint").textContent = task.handled === false
     ? `${NO_HANDLER}: ${fields.type}.${fields.action} waits for a deployment that has one.` : "";
   show($("#detail-hint"), task.handled === false);
+  $("#detail-mode").textContent = task.mode === "atomic" ? ATOMIC_NOTE : "";
+  show($("#detail-mode"), task.mode === "atomic");
+  const blocked = blockedBy(task);
+  $("#detail-blocked").replaceChildren(...(blocked ? [blocked] : []));
+  show($("#detail-blocked"), Boolean(blocked));
+  showProgress(fields);
+  showLinks("#detail-dependencies", task.dependencies || []);
+  showLinks("#detail-dependents", task.dependents || []);
+  show($("#detail-graph"), Boolean((task.dependencies || []).length || (task.dependents || []).length));
   const facts = [["type.action", `${fields.type}.${fields.action}`], ["state", fields.state],
     ["attempts", fields.attempts ?? 0], ["created", when(fields.createdAt)],
     ["started", when(fields.startedAt)], ["finished", when(fields.finishedAt)],
@@ -334,11 +428,34 @@ async function loadTask(path) {
   $("#detail-data").textContent = JSON.stringify(fields.data, null, 2);
   $("#detail-result").textContent = fields.result === undefined ? "" : JSON.stringify(fields.result, null, 2);
   show($("#retry"), ["failed", "cancelled", "completed"].includes(fields.state));
-  show($("#cancel"), ["scheduled", "retrying", "running"].includes(fields.state));
+  show($("#cancel"), ACTIVE.includes(fields.state));
   show($("#detail"), true);
   const row = [...document.querySelectorAll("#tasks tbody tr")].find((tr) => tr.dataset.path === task.path);
+  if (listed.has(task.path)) listed.set(task.path, task);
   if (row) row.replaceWith(taskRow(task));
   watchDetail();
+}
+
+// A running task's progress ({fraction, message, at}) as a bar with its message.
+function showProgress(fields) {
+  const progress = fields.progress;
+  const visible = Boolean(progress) && ACTIVE.includes(fields.state);
+  show($("#detail-progress"), visible);
+  if (!visible) return;
+  const fraction = Math.min(1, Math.max(0, Number(progress.fraction) || 0));
+  $("#progress-bar").value = fraction;
+  $("#progress-text").textContent = `${Math.round(fraction * 100)}%${progress.message ? ` · ${progress.message}` : ""}`;
+}
+
+// Dependencies or dependents ({id, path, state}) as links with their states.
+function showLinks(selector, linked) {
+  $(selector).replaceChildren(...(linked.length ? linked.map((other) => {
+    const item = el("li");
+    item.dataset.path = other.path;
+    item.append(taskLink(other.path, other.id), " ",
+      other.state ? stateBadge(other.state) : el("small", "missing", "hint"));
+    return item;
+  }) : [el("li", "none", "none")]));
 }
 
 async function act(action) {
@@ -377,7 +494,7 @@ async function loadAudit() {
   $("#audit-log tbody").replaceChildren(...entries.map((entry) => {
     const row = el("tr");
     const who = entry.actor ? entry.actor.email || entry.actor.uid || entry.actor.via : "";
-    row.append(el("td", when(entry.at)), el("td", who), el("td", entry.action),
+    row.append(el("td", when(entry.at)), breakable(who, "td"), el("td", entry.action),
       breakable(entry.task, "td"), el("td", `${entry.before} → ${entry.after}`));
     return row;
   }));

@@ -1,0 +1,144 @@
+"""Flow control through the real trigger, the Cloud Tasks emulator's queues and the processor: a
+handler's concurrency and rate limits hold, waiting tasks are visible and never lost, and a
+crashed attempt gives its slot back (firetasks.limits).
+
+Figures (observed maximum, idle time, rates) are printed: run with -s to see them."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import main
+from firetasks import NewTask, add_tasks, sweep
+from tests.support import probe_runs, wait_for_state, wait_until
+
+UTC = datetime.UTC
+Interval = tuple[datetime.datetime, datetime.datetime]
+
+
+def run_all(db: Any, parent: str, tasks: list[NewTask], *, timeout: float,
+            sample: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """Add the tasks under `parent` and wait until all completed: their final fields, and (if
+    `sample`) the most tasks found `running` at once by count queries made meanwhile."""
+    collection = db.collection(f"{parent}/tasks")
+    highest = [0]
+    done = threading.Event()
+
+    def sampler() -> None:
+        running = collection.where("state", "==", "running").count()
+        while not done.is_set():
+            highest[0] = max(highest[0], int(running.get()[0][0].value))
+
+    thread = threading.Thread(target=sampler, daemon=True)
+    if sample:
+        thread.start()
+    refs = add_tasks(db.document(parent), tasks)
+
+    def finished() -> list[dict[str, Any]] | None:
+        fields = [snapshot.to_dict() for snapshot in db.get_all(refs)]
+        return fields if all(f and f["state"] == "completed" for f in fields) else None
+
+    try:
+        found = wait_until(finished, timeout=timeout, what=f"{len(refs)} limited tasks to end")
+    finally:
+        done.set()
+        if sample:
+            thread.join()
+    return found, highest[0]
+
+
+def overlap(intervals: Sequence[Interval]) -> int:
+    """The most intervals open at one instant."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda event: (event[0], event[1]))
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def running_times(intervals: Sequence[Interval]) -> dict[int, float]:
+    """Seconds spent with each number of tasks running, between the first start and the last:
+    while some task had not started yet (all were created before the first start)."""
+    last_start = max(start for start, _ in intervals)
+    points = sorted({start for start, _ in intervals} | {end for _, end in intervals})
+    points = [point for point in points if point <= last_start]
+    spent: dict[int, float] = {}
+    for left, right in itertools.pairwise(points):
+        running = sum(start <= left < end for start, end in intervals)
+        spent[running] = spent.get(running, 0.0) + (right - left).total_seconds()
+    return spent
+
+
+def test_300_tasks_at_concurrency_5_never_run_more_than_5_at_once(db, uid):
+    tasks = [NewTask("probe", "limitedFive", {"n": n, "seconds": 0.2}) for n in range(300)]
+    fields, sampled = run_all(db, f"limits/{uid}", tasks, timeout=240, sample=True)
+    intervals = [(f["startedAt"], f["finishedAt"]) for f in fields]
+    most = overlap(intervals)
+    spent = running_times(intervals)
+    waited = sum(spent.values())
+    idle = waited - spent.get(5, 0.0)
+    mean = sum(n * seconds for n, seconds in spent.items()) / waited
+    span = (max(end for _, end in intervals) - min(start for start, _ in intervals))
+    print(f"\nconcurrency 5: at most {most} running (from startedAt/finishedAt), {sampled} "
+          f"sampled; while work waited ({waited:.1f} s): fewer than 5 running {idle:.2f} s, "
+          f"none {spent.get(0, 0.0):.2f} s, {mean:.2f} on average, by count "
+          f"{ {n: round(seconds, 2) for n, seconds in sorted(spent.items())} }; "
+          f"{len(fields) / span.total_seconds():.1f} tasks/s")
+    assert sampled <= 5
+    assert most == 5  # the limit is reached, never passed
+    assert all(f["attempts"] == 1 and "queuedAt" not in f for f in fields)
+
+
+def test_a_rate_of_10_per_second_holds_in_every_1_second_window(db, uid):
+    # the emulator starts a Python worker per concurrent dispatch: warm them first
+    run_all(db, f"limits/{uid}-warm", [NewTask("probe", "limitedRate", {})] * 20, timeout=120)
+    tasks = [NewTask("probe", "limitedRate", {"n": n}) for n in range(60)]
+    fields, _ = run_all(db, f"limits/{uid}", tasks, timeout=120)
+    starts = sorted(f["startedAt"] for f in fields)
+    second = datetime.timedelta(seconds=1)
+    busiest = max(sum(start <= other < start + second for other in starts) for start in starts)
+    sustained = (len(starts) - 1) / (starts[-1] - starts[0]).total_seconds()
+    gaps = sorted(((b - a).total_seconds() for a, b in itertools.pairwise(starts)), reverse=True)
+    print(f"\nrate 10/s: busiest 1-second window {busiest} starts; sustained {sustained:.2f}/s; "
+          f"longest gaps {[round(gap, 3) for gap in gaps[:5]]} s")
+    assert busiest <= 10
+    assert sustained >= 9
+
+
+def test_a_waiting_task_is_marked_queued_until_it_starts(db, uid):
+    slow = [NewTask("probe", "limitedCrash", {"seconds": 3})]
+    [first] = add_tasks(db.document(f"limits/{uid}"), slow)
+    wait_for_state(first, ("running",))
+    [second] = add_tasks(db.document(f"limits/{uid}"), [NewTask("probe", "limitedCrash")])
+    waiting = wait_until(lambda: (second.get().to_dict() or {}).get("queuedAt") and
+                         second.get().to_dict(), what="the second task to be queued")
+    assert waiting["state"] == "scheduled"  # concurrency 1: it waits for the first
+    assert first.get().get("state") == "running"
+    done = wait_for_state(second, ("completed",))
+    assert done["startedAt"] >= wait_for_state(first, ("completed",))["finishedAt"]
+    assert "queuedAt" not in done
+
+
+def test_a_crashed_attempt_frees_its_slot_and_runs_again_after_its_lease(db, uid):
+    parent = db.document(f"limits/{uid}")
+    [crashing] = add_tasks(parent, [NewTask("probe", "limitedCrash", {"crash": True})])
+    running = wait_for_state(crashing, ("running",))
+    wait_until(lambda: probe_runs(db, crashing) == [1], what="the first run to start (and die)")
+    # concurrency 1: the next task starts once Cloud Tasks sees the crashed dispatch fail, while
+    # the dead attempt is still `running` in its document (nobody wrote its outcome)
+    [other] = add_tasks(parent, [NewTask("probe", "limitedCrash")])
+    assert wait_for_state(other, ("completed",), timeout=60)["attempts"] == 1
+    assert crashing.get().get("state") == "running"
+    lease = running["leaseExpiresAt"]
+    wait_until(lambda: datetime.datetime.now(UTC) > lease, what="the lease to expire")
+    assert sweep(main.processor, db, collections=["tasks"]).expired >= 1
+    done = wait_for_state(crashing, ("completed",), timeout=60)
+    assert done["attempts"] == 2
+    assert done["history"][0]["error"]["type"] == "LeaseExpired"
+    assert probe_runs(db, crashing) == [1, 2]

@@ -1,0 +1,126 @@
+"""Flow control without Firestore: the limits' declaration, the queue functions and their Cloud
+Tasks limits, and the processor's queuing of a limited handler's tasks (on MemoryQueue, whose
+dispatcher stands in for Cloud Tasks: no Cloud Tasks can run here). The limits themselves are
+measured through the emulators in tests/emulator/test_limits.py."""
+
+from __future__ import annotations
+
+import pytest
+
+import main
+from firetasks import HandlerRegistry, NewTask, Rate, RetryPolicy, Task, limited_triggers
+from firetasks.limits import Limits, dispatch_id, function_name
+from firetasks.testing import MemoryQueue
+
+
+@pytest.mark.parametrize(("text", "count", "per"), [
+    ("10/s", 10, 1.0), ("600/m", 600, 60.0), (" 100 / h ", 100, 3600.0), ("1/s", 1, 1.0),
+])
+def test_rates_parse_per_second_minute_and_hour(text, count, per):
+    rate = Rate.parse(text)
+    assert (rate.count, rate.per) == (count, per)
+    assert Rate.parse(rate) is rate
+    assert str(rate) == text.replace(" ", "")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("10", "not like"), ("10/d", "not like"), ("0/s", "count >= 1"), ("501/s", "500"),
+    ("-1/s", "not like"),
+])
+def test_bad_rates_are_refused_with_the_reason(text, message):
+    with pytest.raises(ValueError, match=message):
+        Rate.parse(text)
+
+
+def test_the_queue_is_declared_with_the_limits():
+    limits = Limits.of(5, "10/s")
+    assert limits is not None
+    declared = limits.rate_limits()
+    assert declared.max_concurrent_dispatches == 5
+    assert declared.max_dispatches_per_second == 10
+    only_rate = Limits.of(None, "600/m")
+    assert only_rate is not None
+    assert only_rate.rate_limits().max_concurrent_dispatches == 1000
+    assert Limits.of(None, None) is None
+    with pytest.raises(ValueError, match="concurrency"):
+        Limits.of(0, None)
+    assert str(limits) == "concurrency 5, rate 10/s"
+
+
+def test_queue_names_are_letters_and_digits_and_ids_name_one_version():
+    assert function_name("mail", "send") == "limitedMailSend"
+    assert function_name("order", "mutations.initiate_payment") == (
+        "limitedOrderMutationsInitiatePayment")
+    main_queue = MemoryQueue(HandlerRegistry())
+    ref = main_queue.store.client.document("orders/o/tasks/t")
+    assert dispatch_id(ref, 1) == dispatch_id(ref, 1) != dispatch_id(ref, 2)
+    assert dispatch_id(ref, 1) != dispatch_id(ref.parent.document("u"), 1)
+
+
+def limited_queue(**limits: object) -> tuple[MemoryQueue, list[int]]:
+    registry = HandlerRegistry()
+    runs: list[int] = []
+
+    @registry.handler("mail", "send", retry=RetryPolicy(max_attempts=2, min_delay=1, max_delay=1),
+                      **limits)  # type: ignore[arg-type]
+    def send(task: Task) -> None:
+        runs.append(task.attempt)
+        if task.data.get("fail") and task.attempt == 1:
+            raise RuntimeError("provider down")
+
+    return MemoryQueue(registry), runs
+
+
+def test_the_registry_lists_its_limited_handlers():
+    queue, _ = limited_queue(concurrency=2, rate="5/s")
+    [(type, action, limits)] = queue.queue.registry.limited()
+    assert (type, action, limits) == ("mail", "send", Limits(2, Rate(5, 1.0)))
+
+
+def test_a_limited_task_waits_queued_then_runs_when_its_queue_dispatches_it():
+    queue, runs = limited_queue(concurrency=1)
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {}))
+    record = queue.get(ref)
+    queue.processor.handle(record)  # its create event: queued, not run
+    waiting = queue.get(ref)
+    assert waiting.state == "scheduled"
+    assert "queuedAt" in waiting.fields
+    assert runs == []
+    assert queue.dispatcher.pending == [ref]
+    queue.processor.handle(waiting)  # the queuedAt write's own event: the same Cloud Task
+    assert queue.dispatcher.pending == [ref]
+    queue.processor.wake(ref)  # a sweeper's wake-up (its Cloud Task may be lost): a new one
+    assert queue.dispatcher.pending == [ref, ref]
+    queue.run()  # the second dispatch finds the task completed, and runs nothing
+    done = queue.get(ref)
+    assert done.state == "completed"
+    assert runs == [1]
+    assert "queuedAt" not in done.fields
+
+
+def test_a_retry_of_a_limited_task_goes_through_its_queue_again():
+    queue, runs = limited_queue(rate="10/s")
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {"fail": True}))
+    queue.run()
+    done = queue.get(ref)
+    assert done.state == "completed"
+    assert done.attempts == 2
+    assert runs == [1, 2]
+    assert len(queue.dispatcher.ids) == 2  # one Cloud Task per attempt
+
+
+def test_main_deploys_one_queue_function_per_limited_handler():
+    triggers = limited_triggers(main.processor)
+    assert set(triggers) == {function_name(type, action)
+                             for type, action, _ in main.registry.limited()}
+    assert all(hasattr(main, name) for name in triggers)
+    queue, _ = limited_queue(concurrency=3)
+    assert set(limited_triggers(queue.processor)) == {"limitedMailSend"}
+
+
+def test_two_handlers_with_one_queue_name_are_refused():
+    registry = HandlerRegistry()
+    registry.register("a", "b_c", lambda task: None, limits=Limits(1))
+    registry.register("a", "bC", lambda task: None, limits=Limits(1))
+    with pytest.raises(ValueError, match="queue name"):
+        limited_triggers(MemoryQueue(registry).processor)
