@@ -12,6 +12,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from google.cloud import firestore
+
 import main
 from firetasks import NewTask, add_tasks, sweep
 from tests.support import probe_runs, wait_for_state, wait_until
@@ -29,7 +31,8 @@ def run_all(db: Any, parent: str, tasks: list[NewTask], *, timeout: float,
     done = threading.Event()
 
     def sampler() -> None:
-        running = collection.where("state", "==", "running").count()
+        running = collection.where(
+            filter=firestore.FieldFilter("state", "==", "running")).count()
         while not done.is_set():
             highest[0] = max(highest[0], int(running.get()[0][0].value))
 
