@@ -16,6 +16,7 @@ from firetasks import db
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
 from firetasks.registry import HandlerRegistry
+from firetasks.store import FirestoreStore
 from firetasks.task import ACTION_PATTERN, FINAL_STATES, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
@@ -242,16 +243,13 @@ def detail(
 def links(ref: DocumentReference, after: list[str]) -> dict[str, list[dict[str, Any]]]:
     """`dependencies` (the tasks `after` names) and `dependents` (beside it, naming it in their
     `after`), as `{id, path, state}`; a dependency that does not exist has state None."""
-    siblings = ref.parent
-    named = [siblings.document(str(id)) for id in after]
-    found = {snapshot.reference.path: snapshot.get("state")
-             for snapshot in db.client_of(ref).get_all(named) if snapshot.exists} if named else {}
-    dependents = siblings.where(filter=firestore.FieldFilter("after", "array_contains", ref.id))
+    store = FirestoreStore()
+    named = [ref.parent.document(str(id)) for id in after]
     return {
-        "dependencies": [{"id": dep.id, "path": dep.path, "state": found.get(dep.path)}
-                         for dep in named],
-        "dependents": [{"id": snapshot.id, "path": snapshot.reference.path,
-                        "state": snapshot.get("state")} for snapshot in dependents.stream()],
+        "dependencies": [{"id": dep.id, "path": dep.path, "state": found.state if found else None}
+                         for dep, found in zip(named, store.read_all(named), strict=True)],
+        "dependents": [{"id": record.ref.id, "path": record.path, "state": record.state}
+                       for record in store.dependents(ref)],
     }
 
 

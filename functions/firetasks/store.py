@@ -62,9 +62,11 @@ class TaskStore(Protocol):
     def count_in(self, refs: Sequence[DocumentReference], states: Collection[str]) -> int:
         """How many of the tasks at `refs` are in one of `states`: cheaper than reading them."""
 
-    def dependents(self, ref: DocumentReference, states: Collection[str]) -> list[TaskRecord]:
+    def dependents(
+        self, ref: DocumentReference, states: Collection[str] | None = None
+    ) -> list[TaskRecord]:
         """The tasks beside `ref` (same collection, same parent) that name it in `after` and are
-        in one of `states`."""
+        in one of `states` (in any state if None)."""
 
     def transition(
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None
@@ -166,9 +168,12 @@ class FirestoreStore:
             total += int(with_backoff(query.count().get)[0][0].value)
         return total
 
-    def dependents(self, ref: DocumentReference, states: Collection[str]) -> list[TaskRecord]:
-        query = (ref.parent.where(filter=firestore.FieldFilter("after", "array_contains", ref.id))
-                 .where(filter=firestore.FieldFilter("state", "in", list(states))))
+    def dependents(
+        self, ref: DocumentReference, states: Collection[str] | None = None
+    ) -> list[TaskRecord]:
+        query = ref.parent.where(filter=firestore.FieldFilter("after", "array_contains", ref.id))
+        if states is not None:
+            query = query.where(filter=firestore.FieldFilter("state", "in", list(states)))
         records = (TaskRecord.from_snapshot(snapshot)
                    for snapshot in with_backoff(lambda: list(query.stream())))
         return [record for record in records if record is not None]

@@ -123,11 +123,14 @@ class MemoryStore:
     def count_in(self, refs: Sequence[DocumentReference], states: Collection[str]) -> int:
         return sum(record is not None and record.state in states for record in self.read_all(refs))
 
-    def dependents(self, ref: DocumentReference, states: Collection[str]) -> list[TaskRecord]:
+    def dependents(
+        self, ref: DocumentReference, states: Collection[str] | None = None
+    ) -> list[TaskRecord]:
         collection = ref.path.rsplit("/", 1)[0]
         siblings = (self.read(self.client.document(path)) for path in list(self.documents)
                     if path.rsplit("/", 1)[0] == collection)
-        return [record for record in siblings if record is not None and record.state in states
+        return [record for record in siblings if record is not None
+                and (states is None or record.state in states)
                 and ref.id in (record.fields.get("after") or [])]
 
     def transition(
