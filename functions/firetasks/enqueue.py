@@ -104,6 +104,21 @@ def check_graph(tasks: Sequence[NewTask], existing: Iterable[str] = ()) -> None:
         raise InvalidTask(found)
 
 
+def check_new(
+    tasks: Sequence[NewTask],
+    collection: firestore.CollectionReference,
+    store: TaskStore,
+    known: Iterable[str] = (),
+) -> None:
+    """check_graph for new tasks of `collection`: the ids they name outside the batch (and
+    outside `known`) must be tasks that exist there."""
+    ids = {task.id for task in tasks} | set(known)
+    named = sorted({id for task in tasks for id in task.after} - ids)
+    refs = [collection.document(id) for id in named]
+    existing = {ref.id for ref, found in zip(refs, store.read_all(refs), strict=True) if found}
+    check_graph(tasks, existing | set(known))
+
+
 def _cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
     done: set[str] = set()
 
@@ -160,9 +175,7 @@ def _create(
 ) -> list[DocumentReference]:
     documents = [task.document() for task in tasks]  # validate them all before writing any
     tasks_collection = parent.collection(collection)
-    named = [tasks_collection.document(id) for task in tasks for id in task.after]
-    existing = [ref.id for ref, found in zip(named, store.read_all(named), strict=True) if found]
-    check_graph(tasks, existing)
+    check_new(tasks, tasks_collection, store)
     keys = db.client_of(parent).collection(KEYS_COLLECTION)
     locks = {index: keys.document(f"{collection}-{task.id}")
              for index, task in enumerate(tasks) if task.unique == "global"}

@@ -28,7 +28,7 @@ from google.cloud.firestore import DocumentReference, DocumentSnapshot
 from firetasks import db, workflow
 from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
-from firetasks.enqueue import NewTask, check_graph
+from firetasks.enqueue import NewTask, check_new
 from firetasks.errors import PermanentError, RetryAfter
 from firetasks.limits import CloudTasksDispatcher, Dispatcher, dispatch_id, function_name
 from firetasks.progress import Progress
@@ -327,11 +327,7 @@ class TaskProcessor:
         if not task.spawned:
             return
         news = [new for _, new in task.spawned]
-        named = sorted({id for new in news for id in new.after} - {new.id for new in news})
-        refs = [task.ref.parent.document(id) for id in named]
-        existing = {ref.id for ref, found in zip(refs, self.store.read_all(refs), strict=True)
-                    if found is not None}
-        check_graph(news, existing | {task.id})
+        check_new(news, task.ref.parent, self.store, known=[task.id])
         keyed = [ref for ref, new in task.spawned if new.id is not None]
         taken = {found.path for found in self.store.read_all(keyed) if found is not None}
         for ref, new in task.spawned:
