@@ -147,10 +147,18 @@ def settle_dependents(
     finished: TaskRecord, store: TaskStore, retention: RetentionOf,
     now: datetime.datetime,
 ) -> int:
-    """Settle the waiting dependents of a task that just finished; how many were written."""
+    """Settle the waiting dependents of a task that just finished; how many were written.
+
+    `finished` comes from an event, which may arrive late: by then an operator may have retried
+    the task and reopened its dependents. So the task is read again, and a version that is no
+    longer final settles nothing (its dependents wait for the retry's outcome)."""
+    dependents = store.dependents(finished.ref, [State.WAITING.value])
+    current = store.read(finished.ref) if dependents else None
+    if current is None or current.state not in FINAL_STATES:
+        return 0
     written = 0
-    for dependent in store.dependents(finished.ref, [State.WAITING.value]):
-        fields = after_dependency(dependent, finished, store)
+    for dependent in dependents:
+        fields = after_dependency(dependent, current, store)
         if fields is not None and store.write_if_unchanged(
                 dependent.ref, dependent.version, retained(fields, retention(dependent), now)):
             written += 1

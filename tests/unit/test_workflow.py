@@ -215,3 +215,16 @@ def test_a_malformed_waiting_task_ends_failed_as_invalid(queue):
     task = queue.get(ref)
     assert (task.state, task.fields["error"]["type"]) == ("failed", "InvalidTask")
     assert "'after' must be a list of task ids" in task.fields["error"]["message"]
+
+
+def test_a_late_echo_of_a_failure_does_not_fail_the_dependents_a_retry_reopened(queue, runs):
+    flow(queue, first="declined")
+    stale = queue.get(f"{ORDER}/tasks/processing")  # its failed version's event ...
+    charge = f"{ORDER}/tasks/charge"
+    queue.write(charge, {"data": {"fixed": True}})
+    queue.run()
+    queue.retry(queue.get(charge).ref)
+    queue.processor.handle(stale, "waiting")  # ... arrives after the retry reopened the flow
+    assert queue.get(f"{ORDER}/tasks/ship").state == "waiting"
+    queue.run()
+    assert set(states(queue).values()) == {"completed"}
