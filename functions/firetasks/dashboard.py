@@ -21,7 +21,7 @@ from google.api_core import exceptions
 from google.cloud import firestore
 from werkzeug.exceptions import HTTPException
 
-from firetasks import db, operations, queries
+from firetasks import charts, db, operations, queries
 from firetasks.access import admin_from_header
 from firetasks.audit import Actor, recent
 from firetasks.config import TaskQueue
@@ -31,7 +31,8 @@ from firetasks.queries import TaskFilter
 from firetasks.trigger_options import DashboardTriggerOptions
 
 STATIC = Path(__file__).with_name("dashboard_static")
-ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css"}
+ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css",
+          "charts.js": "charts.js"}
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 CSRF_HEADER = "X-Firetasks-CSRF"
@@ -94,6 +95,13 @@ def create_app(queue: TaskQueue) -> flask.Flask:
         admin()
         now = datetime.datetime.now(datetime.UTC)
         return flask.jsonify(queries.stats(client(), queue, now))
+
+    @app.get("/api/charts")
+    def chart_data() -> flask.Response:
+        admin()
+        now = datetime.datetime.now(datetime.UTC)
+        return flask.jsonify(charts.charts(client(), queue, now,
+                                           flask.request.args.get("handler") or None))
 
     @app.get("/api/tasks")
     def tasks() -> flask.Response:

@@ -20,6 +20,7 @@ COMPOSITE = [  # (scope, fields and their orders)
     (GROUP, [("state", ASC), ("createdAt", ASC)]),  # ... scheduled tasks by createdAt; oldest
     (GROUP, [("state", ASC), ("finishedAt", ASC)]),  # stats: finished in the last hour, day
     (GROUP, [("state", ASC), ("type", ASC), ("action", ASC), ("finishedAt", ASC)]),  # by handler
+    (GROUP, [("type", ASC), ("action", ASC), ("finishedAt", DESC)]),  # charts: one handler's hour
     (GROUP, [("state", ASC), ("createdAt", DESC)]),  # lists, newest first
     (GROUP, [("type", ASC), ("createdAt", DESC)]),
     (GROUP, [("action", ASC), ("createdAt", DESC)]),
@@ -31,7 +32,8 @@ COMPOSITE = [  # (scope, fields and their orders)
     (COLLECTION, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
     (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
 ]
-SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC]}
+SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC],
+                "finishedAt": [ASC, DESC]}  # finishedAt: the charts (firetasks.charts)
 # Never queried: free-form and often large, or (queuedAt, firetasks.limits) a sequential timestamp
 NOT_INDEXED = ["data", "result", "error", "history", "queuedAt"]
 

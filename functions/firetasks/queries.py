@@ -143,30 +143,31 @@ def stats(
         for query in groups:
             for condition in filters:
                 query = query.where(filter=condition)
-            total += _count(query.limit(COUNT_CAP))
+            total += count_matching(query.limit(COUNT_CAP))
         return total
 
     def since(span: datetime.timedelta) -> firestore.FieldFilter:
         return firestore.FieldFilter("finishedAt", ">=", now - span)
 
-    by_state = {state.value: count(_eq("state", state.value))
+    by_state = {state.value: count(equal("state", state.value))
                 for state in State if state not in FINAL_STATES}
-    recent = {label: {state: count(_eq("state", state), since(span)) for state in counted}
+    recent = {label: {state: count(equal("state", state), since(span)) for state in counted}
               for label, span, counted in WINDOWS}
     day = WINDOWS[-1][1]
     by_handler = {name: {"failedLastDay": 0} for name in queue.registry.names()}
     failed_today = recent["lastDay"][State.FAILED.value]
     if 0 < failed_today <= FEW:
         for tasks in groups:
-            for snapshot in (tasks.where(filter=_eq("state", State.FAILED.value))
+            for snapshot in (tasks.where(filter=equal("state", State.FAILED.value))
                              .where(filter=since(day)).select(["type", "action"]).stream()):
                 name = f"{snapshot.get('type')}.{snapshot.get('action')}"
                 by_handler.setdefault(name, {"failedLastDay": 0})["failedLastDay"] += 1
     elif failed_today:
         for name, figures in by_handler.items():
             type_, action = name.split(".", 1)
-            figures["failedLastDay"] = count(_eq("state", State.FAILED.value), _eq("type", type_),
-                                             _eq("action", action), since(day))
+            figures["failedLastDay"] = count(equal("state", State.FAILED.value),
+                                             equal("type", type_), equal("action", action),
+                                             since(day))
     oldest = [snapshot for tasks in groups
               for snapshot in tasks.where(filter=firestore.FieldFilter("state", "in", WAITING))
               .order_by("createdAt").limit(1).stream()]
@@ -278,7 +279,7 @@ def _query(client: firestore.Client, queue: TaskQueue, where: TaskFilter) -> Any
         query = client.collection_group(collection)
     for field in ("state", "type", "action"):
         if getattr(where, field):
-            query = query.where(filter=_eq(field, getattr(where, field)))
+            query = query.where(filter=equal(field, getattr(where, field)))
     if where.since:
         query = query.where(filter=firestore.FieldFilter("createdAt", ">=", where.since))
     if where.until:
@@ -286,11 +287,11 @@ def _query(client: firestore.Client, queue: TaskQueue, where: TaskFilter) -> Any
     return query
 
 
-def _eq(field: str, value: Any) -> firestore.FieldFilter:
+def equal(field: str, value: Any) -> firestore.FieldFilter:
     return firestore.FieldFilter(field, "==", value)
 
 
-def _count(query: Any) -> int:
+def count_matching(query: Any) -> int:
     return int(query.count().get()[0][0].value)
 
 

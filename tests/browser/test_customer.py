@@ -6,22 +6,15 @@ FIRETASKS_SCREENSHOTS=docs/screenshots to refresh the README's screenshot."""
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
 from google.cloud import firestore
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from firetasks import NewTask, add_tasks
 from shop.orders import TEST_CARD, create_order, order_workflow
 from tests.conftest import Person
 from tests.support import dashboard_url
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's, as in test_dashboard
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 390, "height": 844}  # a customer's phone
 NO_ACCESS = "You have no access to this order"
 LIVE = 60_000  # ms: the whole workflow, from the page's first snapshot to the last step
@@ -39,35 +32,6 @@ RECORD_STATES = """() => {
     }
   }).observe(document, { subtree: true, childList: true });
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def browser(chromium: Browser) -> Iterator[Browser]:
-    """The browser, whose pages close after each test: open pages keep listening."""
-    yield chromium
-    for context in chromium.contexts:
-        context.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Callable[[Page, str], None]:
-    folder = Path(os.environ.get("FIRETASKS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-    return shot
 
 
 def order_page(browser: Browser, order_id: str, person: Person) -> tuple[Page, list[str]]:

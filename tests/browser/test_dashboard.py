@@ -5,52 +5,22 @@ README's screenshots."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from firebase_admin import auth
 from google.cloud import firestore
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from firetasks import db as firetasks_db
 from firetasks import operations
 from shop.orders import create_order
 from tests.support import dashboard_url, task_fields, wait_for_state, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def browser(chromium):
-    """The browser, whose pages close after each test: open pages keep polling the API."""
-    yield chromium
-    for context in chromium.contexts:
-        context.close()
-
-
-@pytest.fixture
-def shots(tmp_path):
-    folder = Path(os.environ.get("FIRETASKS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return lambda page, name: page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def signed_in(browser: Browser, person, viewport=DESKTOP, url: str = "") -> Page:

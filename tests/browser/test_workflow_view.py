@@ -12,13 +12,8 @@ from playwright.sync_api import expect
 from firetasks import NewTask, add_tasks
 from shop.handlers import DECLINED_CARD
 from shop.orders import TEST_CARD, create_order
-from tests.browser import test_dashboard as dashboard
 from tests.browser.test_dashboard import show_order, signed_in
 from tests.support import wait_for_state
-
-chromium = dashboard.chromium  # the fixtures of the dashboard's tests
-browser = dashboard.browser
-shots = dashboard.shots
 
 ORDER = ["charge", "sendConfirmationEmail", "initiateProcessing", "ship"]
 TIMEOUT = 30_000

@@ -16,7 +16,7 @@ from firebase_admin import auth
 from google.cloud import firestore
 
 import main
-from firetasks import NewTask, TaskQueue, add_tasks, queries
+from firetasks import NewTask, TaskQueue, add_tasks, charts, queries
 from firetasks import db as firetasks_db
 from testing.meter import measure, metered
 from tests.support import (
@@ -290,7 +290,20 @@ def seed_history(db, collection: str, size: int, names: list[str], now: datetime
     in_batches(db, [f"shops/s{n // 50}/{collection}/t{n}" for n in range(len(docs))], docs)
     oldest = min((n for n, doc in enumerate(docs) if doc["state"] in ("scheduled", "retrying")),
                  key=lambda n: docs[n]["createdAt"])
-    return expected, f"shops/s{oldest // 50}/{collection}/t{oldest}"
+    return expected, f"shops/s{oldest // 50}/{collection}/t{oldest}", docs
+
+
+def finished_per_hour(docs: list[dict], now: datetime.datetime) -> dict[str, dict[str, int]]:
+    """Completed and failed tasks per hour (its start, ISO 8601) over the charts' 24 hours."""
+    current = now.replace(minute=0, second=0, microsecond=0)
+    hours = {(current - datetime.timedelta(hours=back)).isoformat(): {"completed": 0, "failed": 0}
+             for back in range(24)}
+    for doc in docs:
+        if doc["state"] in ("completed", "failed"):
+            start = doc["finishedAt"].replace(minute=0, second=0, microsecond=0).isoformat()
+            if start in hours:
+                hours[start][doc["state"]] += 1
+    return hours
 
 
 def in_batches(db, paths: list[str], docs: list[dict] | None = None) -> None:
@@ -311,19 +324,42 @@ def in_batches(db, paths: list[str], docs: list[dict] | None = None) -> None:
 
 @pytest.mark.parametrize("size", [1_000, 50_000])
 def test_an_overview_refresh_reads_at_most_100_documents_whatever_the_history(db, uid, size):
+    """The stats, and the charts: their first refresh reads each task of the last day once (to
+    summarise the closed hours), every later one the rollup document and the hour in progress."""
     queue = TaskQueue(main.queue.registry, collections=(f"history{uid}",))
     now = datetime.datetime.now(datetime.UTC)
     started = time.monotonic()
-    expected, oldest = seed_history(db, queue.collections[0], size, queue.registry.names(), now)
+    expected, oldest, docs = seed_history(db, queue.collections[0], size,
+                                          queue.registry.names(), now)
     seeded = time.monotonic() - started
     client = metered(firestore.Client(project=db.project))
     try:
         figures, reads, _ = measure(lambda: queries.stats(client, queue, now))
+        _, first_chart_reads, _ = measure(lambda: charts.charts(client, queue, now))
+        chart, chart_reads, _ = measure(lambda: charts.charts(client, queue, now))
+        one = queue.registry.names()[0]
+        handler_chart, handler_chart_reads, _ = measure(
+            lambda: charts.charts(client, queue, now, one))
     finally:  # the emulator keeps every document until it stops: leave it as lean as it was
         in_batches(db, [snapshot.reference.path for snapshot in
                         db.collection_group(queue.collections[0]).select([]).stream()])
+        db.collection(charts.CHARTS_COLLECTION).document(queue.collections[0]).delete()
     print(f"overview refresh at {size:,} tasks of history (seeded in {seeded:.0f} s): "
-          f"{reads} reads (metered), {figures['recent']['lastDay']} in the last day")
+          f"{reads} reads (metered), {figures['recent']['lastDay']} in the last day; charts: "
+          f"first refresh {first_chart_reads} reads, then {chart_reads} (one handler: "
+          f"{handler_chart_reads})")
     assert {key: figures[key] for key in expected} == expected
     assert figures["oldestWaiting"]["path"] == oldest
     assert reads <= 100
+    assert chart_reads <= 100
+    assert handler_chart_reads <= 100
+    per_hour = finished_per_hour(docs, now)
+    assert {hour["start"]: {"completed": hour["completed"], "failed": hour["failed"]}
+            for hour in chart["hours"]} == per_hour
+    times = {hour[key] for hour in chart["hours"] for key in ("p50Ms", "p95Ms")} - {None}
+    assert times == {5000.0}  # every seeded task finished 5 s after it was created
+    one_type, one_action = one.split(".", 1)
+    assert sum(hour["completed"] + hour["failed"] for hour in handler_chart["hours"]) == sum(
+        1 for doc in docs if doc["state"] in ("completed", "failed")
+        and (doc["type"], doc["action"]) == (one_type, one_action)
+        and doc["finishedAt"].replace(minute=0, second=0, microsecond=0).isoformat() in per_hour)

@@ -1,9 +1,12 @@
 // The firetasks dashboard. Task data is untrusted: it is only ever put on the page as text
 // (textContent), never as HTML. The ID token lives in sessionStorage and goes in a header.
+import { finishedChart, latencyChart } from "./charts.js";
+
 const STATES = ["waiting", "scheduled", "running", "retrying", "completed", "failed", "cancelled"];
 const ACTIVE = ["waiting", "scheduled", "running", "retrying"]; // may still change by themselves
 const REFRESH_MS = 5000; // the overview, while the tab is visible
 const HIDDEN_REFRESH_MS = 60000; // ... while it is hidden (and at once when shown again)
+const CHARTS_MS = 60000; // the charts: their hours change slowly, and each refresh costs reads
 const DETAIL_MS = 2000; // an open task that is still active
 const NO_HANDLER = "no handler in this deployment";
 const SIGN_IN_ERRORS = {
@@ -23,6 +26,7 @@ let nextCursor = null;
 let current = null; // the task shown in the detail panel
 let overviewTimer = null;
 let detailTimer = null;
+let chartsAt = 0; // when the charts were last refreshed (ms)
 let listed = new Map(); // the listed tasks by path, to name a row's dependencies
 const FINISHED = ["completed", "failed", "cancelled"];
 const ATOMIC_NOTE = "Atomic handler: it runs without a claim, so it never shows running; "
@@ -277,6 +281,20 @@ async function refreshOverview() {
     return row;
   }));
   $("#refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  if (Date.now() - chartsAt >= CHARTS_MS) await refreshCharts();
+}
+
+// The last 24 hours, for all handlers or the one chosen (bounded cost: see api/charts).
+async function refreshCharts() {
+  chartsAt = Date.now();
+  const handler = $("#chart-handler").value;
+  const data = await api(`api/charts${handler ? `?handler=${encodeURIComponent(handler)}` : ""}`);
+  const select = $("#chart-handler");
+  const known = new Set([...select.options].map((option) => option.value));
+  for (const name of data.handlers) if (!known.has(name)) select.append(el("option", name));
+  $("#chart-finished").replaceChildren(finishedChart(data.hours));
+  $("#chart-latency").replaceChildren(latencyChart(data.hours));
+  $("#charts-refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
 function formFilters() {
@@ -530,6 +548,7 @@ async function main() {
   $("#cancel").addEventListener("click", () => act("cancel"));
   $("#bulk-retry").addEventListener("click",
     () => bulkRetry().catch((error) => note("#bulk-message", error.message, false)));
+  $("#chart-handler").addEventListener("change", () => refreshCharts().catch((error) => say(error.message)));
   document.addEventListener("visibilitychange", visibilityChanged);
   window.addEventListener("popstate", () => { if (token()) followLink().catch((error) => say(error.message)); });
   scheduleOverview();
