@@ -1,5 +1,6 @@
 """The Firestore indexes a queue's queries need, for each of its tasks collections: the sweeper's
-candidate ranges, the stats, and the task lists under the common filters (newest first). Free-form
+candidate ranges, the stats, the charts, a key's waiting tasks, and the task lists under the
+common filters (newest first); and the key slots' leases (firetasks.key_slots). Free-form
 fields are exempt from indexing; `expireAt` too, and it carries the TTL policy that deletes
 finished tasks (firetasks.retention). `firetasks indexes` prints them or writes them into
 firestore.indexes.json, where a test checks them against main.py's queue."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from firetasks.config import TaskQueue
+from firetasks.key_slots import SLOT_GROUP
 from firetasks.retention import EXPIRE_AT
 
 ASC, DESC = "ASCENDING", "DESCENDING"
@@ -31,6 +33,7 @@ COMPOSITE = [  # (scope, fields and their orders)
     (COLLECTION, [("state", ASC), ("createdAt", DESC)]),  # one parent's tasks
     (COLLECTION, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
     (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
+    (GROUP, [("limitKey", ASC), ("state", ASC), ("createdAt", ASC)]),  # a key's oldest waiting
 ]
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC],
                 "finishedAt": [ASC, DESC]}  # finishedAt: the charts (firetasks.charts)
@@ -56,13 +59,16 @@ def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
                       for path in NOT_INDEXED]
         overrides.append({"collectionGroup": collection, "fieldPath": EXPIRE_AT, "ttl": True,
                           "indexes": []})  # Firestore deletes the task once expireAt is past
+    overrides.append({"collectionGroup": SLOT_GROUP, "fieldPath": "until",  # the sweeper's
+                      "indexes": [{"order": ASC, "queryScope": scope}   # reclaim (key_slots)
+                                  for scope in (COLLECTION, GROUP)]})
     return {"indexes": indexes, "fieldOverrides": overrides}
 
 
 def merged(existing: dict[str, Any], queue: TaskQueue) -> dict[str, Any]:
     """An indexes file with the queue's collections' entries replaced by index_config's, and
     everyone else's kept."""
-    ours = set(queue.collections)
+    ours = {*queue.collections, SLOT_GROUP}
     config = index_config(queue)
     return existing | {
         key: [entry for entry in existing.get(key, []) if entry["collectionGroup"] not in ours]

@@ -28,22 +28,31 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Unpack, cast
 
 import flask
 from firebase_functions import logger, options
-from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.key_slots import (
+    LIMIT_KEY,
+    MAX_KEY_CONCURRENCY,
+    WAITING,
+    KeySlots,
+    key_id,
+    put_if_unchanged,
+)
 from firetasks.store import with_backoff
+from firetasks.task import WAKE_STATES
 from firetasks.trigger_options import RuntimeOptions
 from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
 if TYPE_CHECKING:
     from firetasks.processor import TaskProcessor
+    from firetasks.task import Task
 
 FUNCTION_PREFIX = "limited"
 MAX_DISPATCHES_PER_SECOND = 500.0  # Cloud Tasks' ceiling per queue
@@ -89,28 +98,37 @@ class Rate:
 
 @dataclass(frozen=True)
 class Limits:
-    """A handler's limits: at most `concurrency` attempts at once, starts at most at `rate`."""
+    """A handler's limits: at most `concurrency` attempts at once, starts at most at `rate`;
+    with a `key`, for each value it gives a task (`key=lambda task: task.data["merchantId"]`)."""
 
     concurrency: int | None = None
     rate: Rate | None = None
+    key: Callable[[Task], object] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CONCURRENT_DISPATCHES:
-            raise ValueError(f"concurrency must be from 1 to {MAX_CONCURRENT_DISPATCHES}, got "
-                             f"{self.concurrency}")
+        most = MAX_KEY_CONCURRENCY if self.key else MAX_CONCURRENT_DISPATCHES
+        if self.concurrency is not None and not 1 <= self.concurrency <= most:
+            raise ValueError(f"concurrency{' per key' if self.key else ''} must be from 1 to "
+                             f"{most}, got {self.concurrency}")
 
     @classmethod
-    def of(cls, concurrency: int | None, rate: str | Rate | None) -> Limits | None:
+    def of(cls, concurrency: int | None, rate: str | Rate | None,
+           key: Callable[[Task], object] | None = None) -> Limits | None:
         """The limits of a registration; None for a handler without any."""
         if concurrency is None and rate is None:
+            if key is not None:
+                raise ValueError("a key needs a concurrency or a rate to apply per key")
             return None
-        return cls(concurrency, None if rate is None else Rate.parse(rate))
+        return cls(concurrency, None if rate is None else Rate.parse(rate), key)
 
     def rate_limits(self) -> options.RateLimits:
-        """The Cloud Tasks queue's limits that enforce these."""
-        per_second = self.rate.per_second if self.rate else MAX_DISPATCHES_PER_SECOND
+        """The Cloud Tasks queue's limits that enforce these (none, per key: Firestore holds
+        per-key limits, firetasks.key_slots)."""
+        per_second = self.rate.per_second if self.rate and not self.key else (
+            MAX_DISPATCHES_PER_SECOND)
+        concurrency = None if self.key else self.concurrency
         return options.RateLimits(
-            max_concurrent_dispatches=self.concurrency or UNLIMITED_CONCURRENCY,
+            max_concurrent_dispatches=concurrency or UNLIMITED_CONCURRENCY,
             # Cloud Tasks takes a double ("600/m" is 10, "100/m" 1.67); firebase-functions
             # annotates an int but passes the value on as it is.
             max_dispatches_per_second=cast(int, per_second))
@@ -118,7 +136,7 @@ class Limits:
     def __str__(self) -> str:
         parts = ([f"concurrency {self.concurrency}"] if self.concurrency else []) + (
             [f"rate {self.rate}"] if self.rate else [])
-        return ", ".join(parts)
+        return ", ".join(parts) + (" per key" if self.key else "")
 
 
 def function_name(type: str, action: str) -> str:
@@ -182,7 +200,7 @@ class RateGate:
             if now < frees[oldest]:  # all taken this cycle: wait for one, or for the next turn
                 self.sleep(max(0.0, min(frees[oldest], (index + 1) * turn) - now))
                 continue
-            if _take(refs[oldest], snapshots[oldest], now):
+            if put_if_unchanged(snapshots[oldest], {"at": now}) is not None:
                 return now
 
 
@@ -197,19 +215,6 @@ def _last(snapshot: Any) -> float:
     """When the slot was last taken (seconds since the epoch), -inf if never."""
     last = snapshot.get("at") if snapshot.exists else None
     return last if isinstance(last, float) else -math.inf
-
-
-def _take(ref: DocumentReference, snapshot: Any, now: float) -> bool:
-    """Write the slot's new start time if it is still as read; whether it was."""
-    try:
-        if snapshot.exists:
-            option = firestore.Client.write_option(last_update_time=snapshot.update_time)
-            with_backoff(lambda: ref.update({"at": now}, option=option))
-        else:
-            with_backoff(lambda: ref.create({"at": now}))
-    except (exceptions.FailedPrecondition, exceptions.Conflict, exceptions.NotFound):
-        return False  # another start took it first
-    return True
 
 
 class Dispatcher(Protocol):
@@ -231,22 +236,55 @@ class CloudTasksDispatcher:
 
 @dataclass(frozen=True)
 class Admitted:
-    """What a limited handler's queue calls: its rate gate, then the processor, told the task
-    was admitted."""
+    """What a limited handler's queue calls: per key, a slot of the task's key
+    (firetasks.key_slots); its rate gate; then the processor, told the task was admitted."""
 
     processor: TaskProcessor
     name: str
-    rate: Rate | None
+    limits: Limits
     gate: RateGate
+    slots: KeySlots
 
     def wake(self, ref: DocumentReference) -> None:
-        if self.rate is None:
+        if self.limits.key is None:
+            self._start(ref, self.name)
+            return
+        record = self.processor.store.read(ref)
+        if record is None or record.state not in WAITING:
+            logger.info("skip admitted task, not waiting", path=ref.path,
+                        state=record.state if record else None)
+            return
+        key = record.fields.get(LIMIT_KEY)
+        if not isinstance(key, str):  # queued before its handler had a key: queue it by its key
+            self.processor.process(record, WAKE_STATES)
+            return
+        if self.limits.concurrency is None:
+            self._start(ref, key_id(key))
+            return
+        client = db.client_of(ref)
+        registration = self.processor.registry.lookup(record.type, record.action)
+        lease = (registration and registration.lease) or self.processor.queue.lease
+        wait = datetime.timedelta(seconds=self.limits.rate.per if self.limits.rate else 0)
+        slot = self.slots.take(client, key, self.limits.concurrency, ref, lease + wait)
+        if slot is None:
+            logger.info("task waits: every slot of its key is held", path=ref.path,
+                        limitKey=key)
+            return
+        try:
+            self._start(ref, key_id(key))
+        finally:
+            self.slots.release(slot)
+            self.processor.start_waiting(client, ref.parent.id, key)
+
+    def _start(self, ref: DocumentReference, gate: str) -> None:
+        """Pass the rate gate `gate` (if the handler has a rate), then run the task."""
+        if self.limits.rate is None:
             self.processor.run_admitted(ref)
             return
         began = time.time()
-        at = self.gate.admit(db.client_of(ref), self.name, self.rate)
-        logger.debug("start admitted at the handler's rate", path=ref.path, rate=str(self.rate),
-                     waitedMs=round((at - began) * 1000))
+        at = self.gate.admit(db.client_of(ref), gate, self.limits.rate)
+        logger.debug("start admitted at the handler's rate", path=ref.path,
+                     rate=str(self.limits.rate), waitedMs=round((at - began) * 1000))
         self.processor.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC))
 
 
@@ -262,7 +300,7 @@ def limited_triggers(
         if name in triggers:
             raise ValueError(f"'{type}.{action}': its queue name {name!r} is another limited "
                              "handler's; rename one")
-        admitted = Admitted(processor, f"{type}.{action}", limits.rate, RateGate())
+        admitted = Admitted(processor, f"{type}.{action}", limits, RateGate(), KeySlots())
         triggers[name] = wake_trigger(
             admitted, name=name, rate_limits=limits.rate_limits(),
             # Only a crashed or timed-out dispatch fails (a handler's error ends in the task);

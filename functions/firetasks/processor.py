@@ -30,7 +30,14 @@ from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, check_new
 from firetasks.errors import PermanentError, RetryAfter
-from firetasks.limits import CloudTasksDispatcher, Dispatcher, dispatch_id, function_name
+from firetasks.key_slots import LIMIT_KEY, limit_key, oldest_waiting
+from firetasks.limits import (
+    CloudTasksDispatcher,
+    Dispatcher,
+    Limits,
+    dispatch_id,
+    function_name,
+)
 from firetasks.progress import Progress
 from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
@@ -185,7 +192,8 @@ class TaskProcessor:
             self.waker.wake_at(record.ref, run_at)
             return
         if registration.limits is not None and not admitted:
-            self._queue_limited(record, context, stamp, woken=states == WAKE_STATES)
+            self._queue_limited(record, registration.limits, context, stamp,
+                                woken=states == WAKE_STATES)
             return
         if admitted_at is not None:
             stamp["startedAt"] = admitted_at
@@ -206,24 +214,54 @@ class TaskProcessor:
         return bool(found)
 
     def _queue_limited(
-        self, record: TaskRecord, context: dict[str, Any], stamp: dict[str, Any], woken: bool
+        self, record: TaskRecord, limits: Limits, context: dict[str, Any],
+        stamp: dict[str, Any], woken: bool
     ) -> None:
-        """Mark a limited handler's due task `queuedAt` (unless it is) and enqueue it on its
-        handler's queue, named by the version marked: a second enqueue of that version (the
-        mark's own event) is a refused duplicate; an edit made while it waits queues the new
-        version. A wake-up of a marked task (the sweeper's, for one waiting long or whose Cloud
-        Task was lost) enqueues it afresh: at worst a second dispatch finds it claimed."""
+        """Mark a limited handler's due task `queuedAt` (unless it is), and with limits per key
+        its `limitKey`, and enqueue it on its handler's queue, named by the version marked: a
+        second enqueue of that version (the mark's own event) is a refused duplicate; an edit
+        made while it waits queues the new version. A wake-up of a marked task (the sweeper's,
+        for one waiting long or whose Cloud Task was lost) enqueues it afresh: at worst a second
+        dispatch finds it claimed. A key function that fails ends the task `failed`."""
         version = (record.version, self.clock()) if woken else record.version
-        if "queuedAt" not in record.fields:
-            version = self.store.write_if_unchanged(
-                record.ref, record.version, {"queuedAt": firestore.SERVER_TIMESTAMP} | stamp)
+        mark: dict[str, Any] = {} if "queuedAt" in record.fields else {
+            "queuedAt": firestore.SERVER_TIMESTAMP}
+        if limits.key is not None:
+            task = Task(ref=record.ref, type=record.type, action=record.action,
+                        data=record.data, attempt=record.attempts + 1)
+            try:
+                key = limit_key(f"{record.type}.{record.action}", str(limits.key(task)))
+            except Exception as exc:  # the user's key function: any error is the task's
+                logger.warn("invalid task: its limit key failed", error=repr(exc), **context)
+                error = {"type": "InvalidTask", "message": f"its limit key failed: {exc!r}"}
+                self._write_if_unchanged(record, ended(State.FAILED, error=error) | stamp,
+                                         context)
+                return
+            if record.fields.get(LIMIT_KEY) != key:
+                mark[LIMIT_KEY] = key
+        if mark:
+            version = self.store.write_if_unchanged(record.ref, record.version, mark | stamp)
             if version is None:
                 logger.info("skip queuing task, changed by another write", **context)
                 return
-        queue = function_name(record.type, record.action)
-        if self.dispatcher.dispatch(record.ref, queue, dispatch_id(record.ref, version),
-                                    self.queue.timeout_sec):
-            logger.info("task queued for its handler's limits", queue=queue, **context)
+        if self._dispatch(record.ref, record.type, record.action, version):
+            logger.info("task queued for its handler's limits", **context)
+
+    def start_waiting(self, client: firestore.Client, collection: str, key: str) -> None:
+        """Start the task of `key` (a `limitKey`) that has waited the longest, if any: a slot of
+        its key has just been freed (firetasks.key_slots)."""
+        ref = oldest_waiting(client, collection, key)
+        if ref is None:
+            return
+        type, action = key.split(":", 1)[0].split(".", 1)
+        if self._dispatch(ref, type, action, ("next", self.clock())):
+            logger.info("waiting task started: a slot of its key was freed", path=ref.path,
+                        limitKey=key)
+
+    def _dispatch(self, ref: DocumentReference, type: str, action: str, version: Any) -> bool:
+        """Enqueue the task on its limited handler's queue, as one Cloud Task per `version`."""
+        return self.dispatcher.dispatch(ref, function_name(type, action),
+                                        dispatch_id(ref, version), self.queue.timeout_sec)
 
     def _run(
         self,
@@ -437,6 +475,7 @@ def claim_fields(
         "updatedAt": firestore.SERVER_TIMESTAMP,
         "leaseExpiresAt": started + lease,
         "queuedAt": firestore.DELETE_FIELD,
+        LIMIT_KEY: firestore.DELETE_FIELD,
         "finishedAt": firestore.DELETE_FIELD,
         "result": firestore.DELETE_FIELD,
         "error": firestore.DELETE_FIELD,

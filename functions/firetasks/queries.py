@@ -15,6 +15,7 @@ from google.cloud.firestore import DocumentReference, DocumentSnapshot
 from firetasks import db
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
+from firetasks.key_slots import LIMIT_KEY
 from firetasks.registry import HandlerRegistry
 from firetasks.store import FirestoreStore
 from firetasks.task import ACTION_PATTERN, FINAL_STATES, TYPE_PATTERN, State, is_state
@@ -194,7 +195,7 @@ def summary(
         else None,
         **{key: fields.get(key) for key in (
             "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error",
-            "after")},
+            "after", "queuedAt")},
     }
     if registry is not None:
         row["handled"] = handled(registry, fields)
@@ -236,9 +237,33 @@ def detail(
     snapshot: DocumentSnapshot[DocumentReference], registry: HandlerRegistry | None = None
 ) -> dict[str, Any]:
     """A task with all its fields, and its place in a workflow: the tasks it runs after and the
-    tasks that run after it, each with its state."""
-    return summary(snapshot, registry) | {"fields": jsonable(snapshot.to_dict() or {})} | links(
-        snapshot.reference, (snapshot.to_dict() or {}).get("after") or [])
+    tasks that run after it, each with its state; a task waiting for its handler's limits is
+    `throttled` (with how many wait before it)."""
+    fields = snapshot.to_dict() or {}
+    return summary(snapshot, registry) | {"fields": jsonable(fields)} | links(
+        snapshot.reference, fields.get("after") or []) | {"throttled": throttled(snapshot)}
+
+
+def throttled(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any] | None:
+    """For a task waiting for its handler's limits (`queuedAt`): `{ahead, key}`, the tasks of its
+    key (per-key limits) or of its handler created before it and still waiting, capped at
+    COUNT_CAP: a count aggregation, 1 read per 1,000 of them. None for any other task."""
+    fields = snapshot.to_dict() or {}
+    created = fields.get("createdAt")
+    if (fields.get("state") not in WAITING or "queuedAt" not in fields
+            or not isinstance(created, datetime.datetime)):
+        return None
+    key = fields.get(LIMIT_KEY)
+    query: Any = db.client_of(snapshot.reference).collection_group(snapshot.reference.parent.id)
+    if isinstance(key, str):
+        query = query.where(filter=equal(LIMIT_KEY, key))
+    else:
+        query = (query.where(filter=equal("type", fields.get("type")))
+                 .where(filter=equal("action", fields.get("action"))))
+    query = (query.where(filter=firestore.FieldFilter("state", "in", WAITING))
+             .where(filter=firestore.FieldFilter("createdAt", "<", created)))
+    return {"ahead": count_matching(query.limit(COUNT_CAP)),
+            "key": key.split(":", 1)[1] if isinstance(key, str) else None}
 
 
 def links(ref: DocumentReference, after: list[str]) -> dict[str, list[dict[str, Any]]]:

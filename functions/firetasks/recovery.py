@@ -6,6 +6,8 @@
 - `scheduled` for STALE_AFTER and never claimed: its trigger event was dropped (the Python SDK's
   Firestore triggers cannot turn on retry-on-failure, so an invocation that dies before its claim
   loses the event). The sweeper sends the task a wake-up.
+- a slot of a key (firetasks.key_slots) whose holder's lease has passed: the attempt crashed
+  before it could give the slot back. The slot is freed and the key's oldest waiting task started.
 
 Every query reads candidates only, so a sweep costs what it must do, not what the backlog holds.
 Expired leases and overdue retries are ranges on `leaseExpiresAt` and `runAt`. Unclaimed
@@ -33,7 +35,7 @@ import flask
 from firebase_functions import logger, scheduler_fn
 from google.cloud import firestore
 
-from firetasks import db
+from firetasks import db, key_slots
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
 from firetasks.task import FINAL_STATES, State
@@ -58,6 +60,7 @@ class SweepReport:
     rewoken: int = 0  # tasks sent a wake-up
     read: int = 0  # task documents read
     settled: int = 0  # waiting tasks released or ended (firetasks.workflow)
+    reclaimed: int = 0  # slots of keys whose holder's lease passed, freed (firetasks.key_slots)
     finished: bool = True  # False: the budget ran out, the next sweep goes on
 
 
@@ -91,8 +94,11 @@ def sweep(
         moved = {name: mark for name, mark in moved.items() if mark != marks.get(name)}
         if moved:
             marks_ref.set(moved, merge=True)
+    report.reclaimed = key_slots.reclaim_expired(
+        client, now, lambda collection, key: processor.start_waiting(client, collection, key))
     logger.info("sweep done", expired=report.expired, rewoken=report.rewoken,
-                settled=report.settled, read=report.read, finished=report.finished)
+                settled=report.settled, reclaimed=report.reclaimed, read=report.read,
+                finished=report.finished)
     return report
 
 

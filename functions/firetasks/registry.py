@@ -75,16 +75,18 @@ class HandlerRegistry:
         retention: RetentionPolicy = DEFAULT_RETENTION,
         concurrency: int | None = None,
         rate: str | Rate | None = None,
+        key: Callable[[Task], object] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
         create its tasks; `atomic=True` commits its staged writes with its outcome;
         `concurrency=5` runs at most 5 of its attempts at once, `rate="10/s"` (or "600/m")
-        starts at most that many (firetasks.limits)."""
+        starts at most that many (firetasks.limits); with `key=lambda task: ...`, both hold
+        per value of the key (firetasks.key_slots)."""
 
         def register(func: Handler) -> Handler:
             self.register(type, action, func, retry=retry, client=client, lease=lease,
                           atomic=atomic, retention=retention,
-                          limits=Limits.of(concurrency, rate))
+                          limits=Limits.of(concurrency, rate, key))
             return func
 
         return register
@@ -135,6 +137,10 @@ class HandlerRegistry:
         if atomic and lease is not None:
             raise ValueError(f"'{type}.{action}': an atomic handler takes no lease (it is never "
                              "claimed)")
+        if atomic and limits is not None and limits.key and limits.concurrency:
+            raise ValueError(f"'{type}.{action}': concurrency per key needs a claim (an atomic "
+                             "attempt is never marked running, so a second could start beside "
+                             "it): drop atomic=True")
         access = ClientAccess() if client is True else client or None
         self._registrations[type, action] = Registration(func, retry, access, lease, atomic,
                                                          retention, schedule, limits)

@@ -75,7 +75,7 @@ TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "result", "error", "history", "spawnedBy", "expireAt", "progress",
-    "queuedAt",
+    "queuedAt", "limitKey",
 )
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100

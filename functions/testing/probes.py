@@ -119,6 +119,18 @@ def limited_rate(task: Task) -> None:
     ports and fail to load."""
 
 
+@registry.handler("probe", "limitedPerKey", retry=QUICK, concurrency=1,
+                  key=lambda task: task.data["key"], lease=datetime.timedelta(seconds=2))
+def limited_per_key(task: Task) -> dict[str, int]:
+    """One at a time per `data.key` (firetasks.key_slots); takes `data.seconds`; kills its
+    worker on the first attempt if `data.crash`, as `probe.crash`."""
+    record(task)
+    if task.data.get("crash") and task.attempt == 1:
+        os._exit(1)
+    time.sleep(task.data.get("seconds", 0))
+    return {"attempt": task.attempt}
+
+
 @registry.handler("probe", "limitedCrash", retry=QUICK, concurrency=1,
                   lease=datetime.timedelta(seconds=2))
 def limited_crash(task: Task) -> dict[str, int]:

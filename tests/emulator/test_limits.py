@@ -15,7 +15,7 @@ from typing import Any
 from google.cloud import firestore
 
 import main
-from firetasks import NewTask, add_tasks, sweep
+from firetasks import NewTask, add_tasks, queries, sweep
 from tests.support import probe_runs, wait_for_state, wait_until
 
 UTC = datetime.UTC
@@ -145,3 +145,49 @@ def test_a_crashed_attempt_frees_its_slot_and_runs_again_after_its_lease(db, uid
     assert done["attempts"] == 2
     assert done["history"][0]["error"]["type"] == "LeaseExpired"
     assert probe_runs(db, crashing) == [1, 2]
+
+
+def test_two_keys_at_concurrency_1_run_beside_each_other_never_two_within_a_key(db, uid):
+    tasks = [NewTask("probe", "limitedPerKey", {"key": key, "n": n, "seconds": 0.3})
+             for n in range(8) for key in ("warehouse-a", "warehouse-b")]
+    fields, _ = run_all(db, f"limits/{uid}", tasks, timeout=180)
+    by_key: dict[str, list[Interval]] = {}
+    for f in fields:
+        by_key.setdefault(f["data"]["key"], []).append((f["startedAt"], f["finishedAt"]))
+    both = overlap([interval for intervals in by_key.values() for interval in intervals])
+    span = (max(f["finishedAt"] for f in fields) - min(f["startedAt"] for f in fields))
+    print(f"\nper key, concurrency 1: at most {both} running across 2 keys, "
+          f"{ {key: overlap(intervals) for key, intervals in by_key.items()} } within each; "
+          f"16 tasks of 0.3 s in {span.total_seconds():.1f} s")
+    assert all(overlap(intervals) == 1 for intervals in by_key.values())
+    assert both == 2  # the keys ran beside each other
+    assert all(f["attempts"] == 1 and "limitKey" not in f for f in fields)
+
+
+def test_a_crashed_attempt_frees_its_key_s_slot_after_its_lease(db, uid):
+    parent = db.document(f"limits/{uid}")
+    key = {"key": f"w-{uid}"}
+    [crashing] = add_tasks(parent, [NewTask("probe", "limitedPerKey", key | {"crash": True})])
+    running = wait_for_state(crashing, ("running",))
+    wait_until(lambda: probe_runs(db, crashing) == [1], what="the first run to start (and die)")
+    [waiting, other_key] = add_tasks(parent, [
+        NewTask("probe", "limitedPerKey", key),
+        NewTask("probe", "limitedPerKey", {"key": f"other-{uid}"})])
+    [behind] = add_tasks(parent, [NewTask("probe", "limitedPerKey", key)])
+    assert wait_for_state(other_key, ("completed",), timeout=60)["attempts"] == 1
+    for task in (waiting, behind):
+        queued = wait_until(lambda task=task: (task.get().to_dict() or {}).get("limitKey") and
+                            task.get().to_dict(), what="the same key's tasks to be queued")
+        assert queued["state"] == "scheduled"  # its key's slot is held by the dead attempt
+    # what the dashboard shows: "Throttled, N ahead" (the tasks of its key waiting before it)
+    assert queries.detail(waiting.get())["throttled"] == {"ahead": 0, "key": key["key"]}
+    assert queries.detail(behind.get())["throttled"] == {"ahead": 1, "key": key["key"]}
+    lease = running["leaseExpiresAt"]
+    wait_until(lambda: datetime.datetime.now(UTC) > lease, what="the lease to expire")
+    report = sweep(main.processor, db, collections=["tasks"])
+    assert report.reclaimed >= 1
+    done = wait_for_state(waiting, ("completed",), timeout=60)
+    assert done["startedAt"] >= lease
+    assert wait_for_state(crashing, ("completed",), timeout=60)["attempts"] == 2
+    assert wait_for_state(behind, ("completed",), timeout=60)["attempts"] == 1
+    assert queries.detail(behind.get())["throttled"] is None

@@ -124,3 +124,43 @@ def test_two_handlers_with_one_queue_name_are_refused():
     registry.register("a", "bC", lambda task: None, limits=Limits(1))
     with pytest.raises(ValueError, match="queue name"):
         limited_triggers(MemoryQueue(registry).processor)
+
+
+def test_limits_per_key_are_declared_with_their_key_and_leave_the_queue_unlimited():
+    limits = Limits.of(1, "2/s", key=lambda task: task.data["warehouse"])
+    assert limits is not None
+    assert str(limits) == "concurrency 1, rate 2/s per key"
+    declared = limits.rate_limits()  # Firestore holds per-key limits, not the queue
+    assert declared.max_concurrent_dispatches == 1000
+    assert declared.max_dispatches_per_second == 500
+    with pytest.raises(ValueError, match="needs a concurrency or a rate"):
+        Limits.of(None, None, key=lambda task: "k")
+    with pytest.raises(ValueError, match="per key must be from 1 to 100"):
+        Limits.of(101, None, key=lambda task: "k")
+    with pytest.raises(ValueError, match="needs a claim"):
+        HandlerRegistry().handler("a", "b", atomic=True, concurrency=1, key=lambda task: "k")(
+            lambda task: None)
+
+
+def test_a_keyed_task_waits_with_its_limit_key_and_the_claim_removes_it():
+    queue, runs = limited_queue(concurrency=1, key=lambda task: task.data["warehouse"])
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {"warehouse": "w/1"}))
+    queue.processor.handle(queue.get(ref))  # its create event: queued with its key
+    waiting = queue.get(ref)
+    assert waiting.fields["limitKey"] == "mail.send:w/1"
+    assert queue.dispatcher.pending == [ref]
+    queue.run()
+    done = queue.get(ref)
+    assert (done.state, runs) == ("completed", [1])
+    assert "limitKey" not in done.fields
+
+
+def test_a_key_function_that_fails_ends_its_task_failed_as_invalid():
+    queue, runs = limited_queue(concurrency=1, key=lambda task: task.data["warehouse"])
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {}))
+    queue.run()
+    failed = queue.get(ref)
+    assert failed.state == "failed"
+    assert failed.fields["error"]["type"] == "InvalidTask"
+    assert "its limit key failed: KeyError('warehouse')" in failed.fields["error"]["message"]
+    assert runs == []

@@ -332,6 +332,9 @@ function taskRow(task) {
   const state = el("td");
   state.append(stateBadge(task.state));
   if (task.handled === false) state.append(el("small", NO_HANDLER, "hint"));
+  if (task.queuedAt && ["scheduled", "retrying"].includes(task.state)) {
+    state.append(el("small", "throttled", "throttled"));
+  }
   const why = waitingFor(task) || blockedBy(task);
   if (why) state.append(why);
   const path = el("td", null, "id");
@@ -417,6 +420,11 @@ async function loadTask(path) {
   $("#detail-hint").textContent = task.handled === false
     ? `${NO_HANDLER}: ${fields.type}.${fields.action} waits for a deployment that has one.` : "";
   show($("#detail-hint"), task.handled === false);
+  const limit = task.throttled;
+  $("#detail-throttled").textContent = limit ? `Throttled, ${limit.ahead} ahead: it waits for `
+    + `its handler's limits${limit.key === null ? "" : ` (key ${limit.key})`}, and starts when a `
+    + "slot frees." : "";
+  show($("#detail-throttled"), Boolean(limit));
   $("#detail-mode").textContent = task.mode === "atomic" ? ATOMIC_NOTE : "";
   show($("#detail-mode"), task.mode === "atomic");
   const blocked = blockedBy(task);

@@ -1,0 +1,147 @@
+"""Per-key concurrency: at most N attempts of a handler running at once for each value of its
+`key` (one job at a time per warehouse, 5 calls per merchant), held in Firestore.
+
+Cloud Tasks holds a handler's own limits (firetasks.limits), but a queue per key would run into the
+project's queue quota, and a deploy cannot create queues as keys appear. So each key has N slot
+documents, `firetasksKeySlots/{type.action}~{key digest}/firetasksKeySlot/{0..N-1}`, each either
+absent (free) or naming its holder and the end of the holder's lease. A dispatch of a keyed task
+takes a free slot with a write conditional on the version read (never a transaction: contended
+transactions abort in lockstep), runs the attempt, then deletes the slot (conditional on its own
+write) and wakes the oldest task waiting for that key. A dispatch that finds no slot free leaves
+its task waiting (`scheduled` with `queuedAt` and `limitKey`): the release that frees a slot
+starts it, so starts come from the finishing attempt, never from polling.
+
+Why nothing is lost: a task's `limitKey` is written before it is ever dispatched, so a release
+always finds every task that may have missed a slot; a dispatch that lost a race for a slot lost it
+to an attempt whose release comes later. A crashed attempt never releases: its slot is free again
+once its lease has passed (a take treats it as free), and the sweeper reclaims such slots and wakes
+the key's oldest waiting task (`reclaim_expired`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions
+from google.cloud import firestore
+from google.cloud.firestore import DocumentReference
+
+from firetasks.store import with_backoff
+from firetasks.task import State
+
+SLOTS_COLLECTION = "firetasksKeySlots"  # {type.action}~{key digest}/firetasksKeySlot/{i}
+SLOT_GROUP = "firetasksKeySlot"  # a collection group of its own: the sweeper queries it
+LIMIT_KEY = "limitKey"  # on a waiting task: `{type.action}:{key}`; the claim removes it
+MAX_KEY_CONCURRENCY = 100  # slots read by each take: one read each
+TAKE_ATTEMPTS = 4  # a take that lost every race leaves its task to a release
+WAITING = [State.SCHEDULED.value, State.RETRYING.value]
+
+
+def limit_key(handler: str, key: str) -> str:
+    """The `limitKey` of a waiting task: its handler and key."""
+    return f"{handler}:{key}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A slot taken: its document, and the version the take wrote (its release is conditional
+    on it: a slot reclaimed after its lease and taken again is not released by the old holder)."""
+
+    ref: DocumentReference
+    version: Any
+
+
+class KeySlots:
+    """Takes and releases the slots of a handler's keys."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.sleep = sleep
+
+    def take(self, client: firestore.Client, key: str, count: int, holder: DocumentReference,
+             lease: datetime.timedelta) -> Slot | None:
+        """A free slot of `key` (a `limitKey`), or None when all `count` are held."""
+        parent = client.collection(SLOTS_COLLECTION).document(key_id(key))
+        refs = [parent.collection(SLOT_GROUP).document(str(i)) for i in range(count)]
+        for _ in range(TAKE_ATTEMPTS):
+            now = datetime.datetime.now(datetime.UTC)
+            free = [snapshot for snapshot in with_backoff(lambda: list(client.get_all(refs)))
+                    if _is_free(snapshot, now)]
+            if not free:
+                return None
+            chosen = random.choice(free)  # spread contending takes over the free slots
+            written = put_if_unchanged(chosen, {"holder": holder.path, "key": key,
+                                                "collection": holder.parent.id,
+                                                "until": now + lease})
+            if written is not None:
+                return Slot(chosen.reference, written)
+            self.sleep(random.uniform(0.01, 0.1))  # another take won it: look again
+        return None
+
+    def release(self, slot: Slot) -> None:
+        """Free the slot, unless it was reclaimed after its lease since."""
+        _delete_if_unchanged(slot.ref, slot.version)
+
+
+def oldest_waiting(
+    client: firestore.Client, collection: str, key: str
+) -> DocumentReference | None:
+    """The task of `key` (a `limitKey`) that has waited the longest, if any."""
+    found = list(client.collection_group(collection)
+                 .where(filter=firestore.FieldFilter(LIMIT_KEY, "==", key))
+                 .where(filter=firestore.FieldFilter("state", "in", WAITING))
+                 .order_by("createdAt").limit(1).stream())
+    return found[0].reference if found else None
+
+
+def reclaim_expired(
+    client: firestore.Client, now: datetime.datetime, wake: Callable[[str, str], None]
+) -> int:
+    """Delete the slots whose holder's lease has passed (a crashed attempt's), calling
+    `wake(collection, key)` for each so that the key's oldest waiting task starts; how many."""
+    reclaimed = 0
+    for snapshot in (client.collection_group(SLOT_GROUP)
+                     .where(filter=firestore.FieldFilter("until", "<", now)).stream()):
+        if not _delete_if_unchanged(snapshot.reference, snapshot.update_time):
+            continue  # taken again meanwhile
+        reclaimed += 1
+        wake(str(snapshot.get("collection")), str(snapshot.get("key")))
+    return reclaimed
+
+
+def put_if_unchanged(snapshot: Any, fields: dict[str, Any]) -> Any:
+    """Write `fields` over the document read as `snapshot` (create it, if it did not exist) if
+    it is still as read: the new version, or None if another write came first."""
+    ref = snapshot.reference
+    option = firestore.Client.write_option(last_update_time=snapshot.update_time)
+    try:
+        result = with_backoff(lambda: ref.update(fields, option=option) if snapshot.exists
+                              else ref.create(fields))
+    except (exceptions.FailedPrecondition, exceptions.Conflict, exceptions.NotFound):
+        return None
+    return result.update_time
+
+
+def _delete_if_unchanged(ref: DocumentReference, version: Any) -> bool:
+    option = firestore.Client.write_option(last_update_time=version)
+    try:
+        with_backoff(lambda: ref.delete(option=option))
+    except (exceptions.FailedPrecondition, exceptions.NotFound):
+        return False
+    return True
+
+
+def _is_free(snapshot: Any, now: datetime.datetime) -> bool:
+    return not snapshot.exists or snapshot.get("until") <= now
+
+
+def key_id(key: str) -> str:
+    """A document id for one key (a `limitKey`, which may hold any character): its slots', and
+    its rate gate's (firetasks.limits)."""
+    handler = key.split(":", 1)[0]
+    return f"{handler}~{hashlib.sha256(key.encode()).hexdigest()[:24]}"
