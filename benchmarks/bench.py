@@ -165,6 +165,9 @@ LIMITED = [
      System("claim", "tasks", "bench", "firetasks")),
     (Scenario("rate=20/s", 300, 30, "noop", "no-op handler, at most 20 starts a second"),
      System("limited", "tasks", "benchLimited", "firetasks")),
+    (Scenario("concurrency=1 per key", 300, 30, "work",
+              "50 ms handler, one at a time per parent (30 keys)"),
+     System("perKey", "tasks", "benchPerKey", "firetasks")),
 ]
 
 

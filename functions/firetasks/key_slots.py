@@ -33,14 +33,11 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks.store import with_backoff
-from firetasks.task import State
 
 SLOTS_COLLECTION = "firetasksKeySlots"  # {type.action}~{key digest}/firetasksKeySlot/{i}
 SLOT_GROUP = "firetasksKeySlot"  # a collection group of its own: the sweeper queries it
-LIMIT_KEY = "limitKey"  # on a waiting task: `{type.action}:{key}`; the claim removes it
 MAX_KEY_CONCURRENCY = 100  # slots read by each take: one read each
 TAKE_ATTEMPTS = 4  # a take that lost every race leaves its task to a release
-WAITING = [State.SCHEDULED.value, State.RETRYING.value]
 
 
 def limit_key(handler: str, key: str) -> str:
@@ -76,7 +73,6 @@ class KeySlots:
                 return None
             chosen = random.choice(free)  # spread contending takes over the free slots
             written = put_if_unchanged(chosen, {"holder": holder.path, "key": key,
-                                                "collection": holder.parent.id,
                                                 "until": now + lease})
             if written is not None:
                 return Slot(chosen.reference, written)
@@ -88,29 +84,19 @@ class KeySlots:
         _delete_if_unchanged(slot.ref, slot.version)
 
 
-def oldest_waiting(
-    client: firestore.Client, collection: str, key: str
-) -> DocumentReference | None:
-    """The task of `key` (a `limitKey`) that has waited the longest, if any."""
-    found = list(client.collection_group(collection)
-                 .where(filter=firestore.FieldFilter(LIMIT_KEY, "==", key))
-                 .where(filter=firestore.FieldFilter("state", "in", WAITING))
-                 .order_by("createdAt").limit(1).stream())
-    return found[0].reference if found else None
-
-
 def reclaim_expired(
-    client: firestore.Client, now: datetime.datetime, wake: Callable[[str, str], None]
+    client: firestore.Client, now: datetime.datetime,
+    wake: Callable[[DocumentReference, str], None],
 ) -> int:
     """Delete the slots whose holder's lease has passed (a crashed attempt's), calling
-    `wake(collection, key)` for each so that the key's oldest waiting task starts; how many."""
+    `wake(holder, key)` for each so that the key's oldest waiting task starts; how many."""
     reclaimed = 0
     for snapshot in (client.collection_group(SLOT_GROUP)
                      .where(filter=firestore.FieldFilter("until", "<", now)).stream()):
         if not _delete_if_unchanged(snapshot.reference, snapshot.update_time):
             continue  # taken again meanwhile
         reclaimed += 1
-        wake(str(snapshot.get("collection")), str(snapshot.get("key")))
+        wake(client.document(str(snapshot.get("holder"))), str(snapshot.get("key")))
     return reclaimed
 
 

@@ -4,10 +4,13 @@ A limited handler gets a Cloud Tasks queue of its own, served by a task-queue fu
 (`limited_triggers`) declared with `rate_limits` (max_concurrent_dispatches, max_dispatches_per_
 second): Cloud Tasks, not firetasks, holds the count of running attempts and the rate's tokens,
 across every instance. The trigger does not run a limited handler's task: it marks it `queuedAt`
-(the task stays `scheduled` or `retrying`, visibly waiting) and enqueues a Cloud Task naming it.
-The queue dispatches it when a slot and a token are free; the dispatch runs the task through the
-processor (the same claim or atomic commit as any task) and returns when the attempt ends, which
-frees the slot. A crashed attempt's dispatch fails at once (its slot is free again); its task is
+and `limitKey` (the task stays `scheduled` or `retrying`, visibly waiting) and enqueues a Cloud
+Task naming it. The queue dispatches it when a slot and a token are free; the dispatch runs the
+task through the processor (the same claim or atomic commit as any task) and returns when the
+attempt ends, which frees the slot. With a concurrency alone, an attempt hands its slot straight to
+a waiting task, claimed in the batch of its outcome (TaskProcessor._run), while the function's
+timeout leaves room; limits per key are held in Firestore (firetasks.key_slots). A crashed
+attempt's dispatch fails at once (its slot is free again); its task is
 retried by the sweeper when its lease expires, through the queue again.
 
 The Cloud Task's id derives from the task's path and the version that was queued, so a duplicate
@@ -37,22 +40,14 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
-from firetasks.key_slots import (
-    LIMIT_KEY,
-    MAX_KEY_CONCURRENCY,
-    WAITING,
-    KeySlots,
-    key_id,
-    put_if_unchanged,
-)
+from firetasks.key_slots import MAX_KEY_CONCURRENCY, KeySlots, key_id, put_if_unchanged
 from firetasks.store import with_backoff
-from firetasks.task import WAKE_STATES
+from firetasks.task import LIMIT_KEY, WAKE_STATES, Task
 from firetasks.trigger_options import RuntimeOptions
 from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
 if TYPE_CHECKING:
     from firetasks.processor import TaskProcessor
-    from firetasks.task import Task
 
 FUNCTION_PREFIX = "limited"
 MAX_DISPATCHES_PER_SECOND = 500.0  # Cloud Tasks' ceiling per queue
@@ -250,7 +245,7 @@ class Admitted:
             self._start(ref, self.name)
             return
         record = self.processor.store.read(ref)
-        if record is None or record.state not in WAITING:
+        if record is None or record.state not in WAKE_STATES:
             logger.info("skip admitted task, not waiting", path=ref.path,
                         state=record.state if record else None)
             return
@@ -274,7 +269,7 @@ class Admitted:
             self._start(ref, key_id(key))
         finally:
             self.slots.release(slot)
-            self.processor.start_waiting(client, ref.parent.id, key)
+            self.processor.start_waiting(ref, key)
 
     def _start(self, ref: DocumentReference, gate: str) -> None:
         """Pass the rate gate `gate` (if the handler has a rate), then run the task."""

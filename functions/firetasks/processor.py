@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Unpack
 
 from firebase_functions import firestore_fn, logger
 from firebase_functions.core import Change
+from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
@@ -30,7 +32,7 @@ from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
 from firetasks.enqueue import NewTask, check_new
 from firetasks.errors import PermanentError, RetryAfter
-from firetasks.key_slots import LIMIT_KEY, limit_key, oldest_waiting
+from firetasks.key_slots import limit_key
 from firetasks.limits import (
     CloudTasksDispatcher,
     Dispatcher,
@@ -43,10 +45,11 @@ from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry, Registration
 from firetasks.retention import retained
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
-from firetasks.staging import StagedWrites
+from firetasks.staging import StagedWrite, StagedWrites
 from firetasks.store import FirestoreStore, TaskStore
 from firetasks.task import (
     FINAL_STATES,
+    LIMIT_KEY,
     TRIGGER_STATES,
     WAKE_STATES,
     State,
@@ -200,7 +203,8 @@ class TaskProcessor:
         if registration.atomic:
             self._run_atomic(record, registration, context, stamp)
         else:
-            self._run(record, registration, context, stamp)
+            self._run(record, registration, context, stamp,
+                      hand_over=admitted and hands_over(registration))
 
     def _failed_if_invalid(
         self, record: TaskRecord, context: dict[str, Any], stamp: dict[str, Any]
@@ -226,6 +230,7 @@ class TaskProcessor:
         version = (record.version, self.clock()) if woken else record.version
         mark: dict[str, Any] = {} if "queuedAt" in record.fields else {
             "queuedAt": firestore.SERVER_TIMESTAMP}
+        key = f"{record.type}.{record.action}"  # the handler's, or per key, the key's
         if limits.key is not None:
             task = Task(ref=record.ref, type=record.type, action=record.action,
                         data=record.data, attempt=record.attempts + 1)
@@ -237,8 +242,8 @@ class TaskProcessor:
                 self._write_if_unchanged(record, ended(State.FAILED, error=error) | stamp,
                                          context)
                 return
-            if record.fields.get(LIMIT_KEY) != key:
-                mark[LIMIT_KEY] = key
+        if record.fields.get(LIMIT_KEY) != key:
+            mark[LIMIT_KEY] = key
         if mark:
             version = self.store.write_if_unchanged(record.ref, record.version, mark | stamp)
             if version is None:
@@ -247,16 +252,14 @@ class TaskProcessor:
         if self._dispatch(record.ref, record.type, record.action, version):
             logger.info("task queued for its handler's limits", **context)
 
-    def start_waiting(self, client: firestore.Client, collection: str, key: str) -> None:
-        """Start the task of `key` (a `limitKey`) that has waited the longest, if any: a slot of
-        its key has just been freed (firetasks.key_slots)."""
-        ref = oldest_waiting(client, collection, key)
-        if ref is None:
-            return
-        type, action = key.split(":", 1)[0].split(".", 1)
-        if self._dispatch(ref, type, action, ("next", self.clock())):
-            logger.info("waiting task started: a slot of its key was freed", path=ref.path,
-                        limitKey=key)
+    def start_waiting(self, beside: DocumentReference, key: str) -> None:
+        """Start the task of `key` (a `limitKey`) that has waited the longest in the collection
+        group of `beside`, if any: a slot of its key has just been freed (firetasks.key_slots)."""
+        for found in self.store.oldest_waiting(beside, key):
+            type, action = key.split(":", 1)[0].split(".", 1)
+            if self._dispatch(found.ref, type, action, ("next", self.clock())):
+                logger.info("waiting task started: a slot of its key was freed", path=found.path,
+                            limitKey=key)
 
     def _dispatch(self, ref: DocumentReference, type: str, action: str, version: Any) -> bool:
         """Enqueue the task on its limited handler's queue, as one Cloud Task per `version`."""
@@ -269,22 +272,46 @@ class TaskProcessor:
         registration: Registration,
         context: dict[str, Any],
         stamp: dict[str, Any],
+        hand_over: bool = False,
     ) -> None:
+        """Claim the task and run the attempt. `hand_over` (a handler limited to a concurrency,
+        admitted by its queue): the attempt's outcome is committed with the claim of the
+        handler's oldest waiting task, which then runs here, in the slot this attempt held,
+        while the function's timeout leaves room for another lease."""
+        lease = registration.lease or self.queue.lease
         started = self.clock()
-        claim = claim_fields(record, started, registration.lease or self.queue.lease) | stamp
+        claim = claim_fields(record, started, lease) | stamp
         claimed = self._write_if_unchanged(record, claim, context)
-        if claimed is None:
-            return
-        context["state"] = State.RUNNING.value
-        progress = Progress(record.ref, claimed, self.store, self.clock)
-        task = self._task(record, claim["attempts"], reporter=progress)
-        spawns = StagedWrites()
-        outcome = self._attempt(record, registration, task, claim["retryBase"], started, context,
-                                spawns) | progress.final()
-        final = self._finish(record.ref, progress.version, task.attempt, outcome, context, spawns)
-        if final is not None:
-            logger.info("end processing task", outcome=final["state"], **context)
-            self._wake_if_retrying(record.ref, final)
+        began = time.monotonic()
+        while claimed is not None:
+            context["state"] = State.RUNNING.value
+            progress = Progress(record.ref, claimed, self.store, self.clock)
+            task = self._task(record, claim["attempts"], reporter=progress)
+            spawns = StagedWrites()
+            outcome = self._attempt(record, registration, task, claim["retryBase"], started,
+                                    context, spawns) | progress.final()
+            room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
+            waiting = self._next_waiting(record, registration) if hand_over and room else []
+            handed = self._hand_over(record.ref, progress.version, outcome, spawns, waiting, lease)
+            final = outcome if handed else self._finish(
+                record.ref, progress.version, task.attempt, outcome, context, spawns)
+            if final is not None:
+                logger.info("end processing task", outcome=final["state"], **context)
+                self._wake_if_retrying(record.ref, final)
+            if handed is None:
+                return
+            record, claim, claimed = handed
+            started = self.clock()
+            context = record.describe()
+            logger.info("claimed: handed over by the attempt before it", **context)
+
+    def _next_waiting(self, record: TaskRecord, registration: Registration) -> list[TaskRecord]:
+        """Tasks waiting for the limits of `record`'s handler, the oldest of them, in random
+        order: attempts that end at once each hand over to a different one."""
+        waiting = self.store.oldest_waiting(record.ref, f"{record.type}.{record.action}",
+                                            (registration.limits and
+                                             registration.limits.concurrency) or 1)
+        return random.sample(waiting, len(waiting))
 
     def _run_atomic(
         self,
@@ -381,6 +408,31 @@ class TaskProcessor:
             delay=exc.seconds if isinstance(exc, RetryAfter) else None,
         ))
 
+    def _hand_over(
+        self,
+        ref: DocumentReference,
+        claimed: Any,
+        outcome: dict[str, Any],
+        spawns: StagedWrites,
+        waiting: Sequence[TaskRecord],
+        lease: datetime.timedelta,
+    ) -> tuple[TaskRecord, dict[str, Any], Any] | None:
+        """Commit the attempt's outcome (as _finish) with the claim of the first of `waiting`
+        still as read: that task, its claim and its version; None if none was (nothing is
+        written then, and _finish writes the outcome alone)."""
+        check_transition(State.RUNNING, State(outcome["state"]))
+        completed = outcome["state"] == State.COMPLETED
+        for task in waiting:
+            claim = claim_fields(task, self.clock(), lease)
+            writes = StagedWrites([*(spawns if completed else ()), StagedWrite(
+                "update", task.ref, claim, if_version=task.version)])
+            try:
+                version = self.store.commit_if_unchanged(ref, claimed, outcome, writes)
+            except exceptions.FailedPrecondition:
+                continue  # another attempt claimed it first: try the next
+            return None if version is None else (task, claim, version)  # None: cancel requested
+        return None
+
     def _finish(
         self,
         ref: DocumentReference,
@@ -459,6 +511,15 @@ class TaskProcessor:
     def _wake_if_retrying(self, ref: DocumentReference, written: dict[str, Any]) -> None:
         if written["state"] == State.RETRYING:
             self.waker.wake_at(ref, written["runAt"])
+
+
+def hands_over(registration: Registration) -> bool:
+    """Whether an attempt of the handler may hand its slot straight to the next waiting task:
+    a handler limited to a concurrency only (a rate spaces its starts out; a key has slots of
+    its own). It does while the function's timeout leaves room for one more `lease`, so only a
+    handler that declares a lease shorter than the timeout hands over (see `_run`)."""
+    limits = registration.limits
+    return bool(limits and limits.concurrency and limits.rate is None and limits.key is None)
 
 
 def claim_fields(

@@ -15,10 +15,16 @@ from google.cloud.firestore import DocumentReference, DocumentSnapshot
 from firetasks import db
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
-from firetasks.key_slots import LIMIT_KEY
 from firetasks.registry import HandlerRegistry
 from firetasks.store import FirestoreStore
-from firetasks.task import ACTION_PATTERN, FINAL_STATES, TYPE_PATTERN, State, is_state
+from firetasks.task import (
+    ACTION_PATTERN,
+    FINAL_STATES,
+    LIMIT_KEY,
+    TYPE_PATTERN,
+    State,
+    is_state,
+)
 
 MAX_PAGE = 100
 WAITING = [State.SCHEDULED.value, State.RETRYING.value]  # due or retrying: the oldest one
@@ -263,7 +269,7 @@ def throttled(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any] |
     query = (query.where(filter=firestore.FieldFilter("state", "in", WAITING))
              .where(filter=firestore.FieldFilter("createdAt", "<", created)))
     return {"ahead": count_matching(query.limit(COUNT_CAP)),
-            "key": key.split(":", 1)[1] if isinstance(key, str) else None}
+            "key": key.partition(":")[2] or None if isinstance(key, str) else None}
 
 
 def links(ref: DocumentReference, after: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -95,7 +95,7 @@ def sweep(
         if moved:
             marks_ref.set(moved, merge=True)
     report.reclaimed = key_slots.reclaim_expired(
-        client, now, lambda collection, key: processor.start_waiting(client, collection, key))
+        client, now, processor.start_waiting)
     logger.info("sweep done", expired=report.expired, rewoken=report.rewoken,
                 settled=report.settled, reclaimed=report.reclaimed, read=report.read,
                 finished=report.finished)

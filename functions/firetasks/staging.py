@@ -18,10 +18,11 @@ One batch holds at most 500 writes, the task's own included.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 MAX_STAGED = 499  # Firestore's 500 writes per batch, less the task's own
@@ -35,6 +36,7 @@ class StagedWrite:
     ref: DocumentReference
     fields: Mapping[str, Any] | None = None
     merge: bool = False
+    if_version: Any = None  # an update only if the document is still at this version
 
 
 class Batch(Protocol):
@@ -46,7 +48,8 @@ class Batch(Protocol):
         self, reference: DocumentReference, document_data: dict[str, Any], merge: bool = False
     ) -> Any: ...
 
-    def update(self, reference: DocumentReference, field_updates: dict[str, Any]) -> Any: ...
+    def update(self, reference: DocumentReference, field_updates: dict[str, Any],
+               option: Any = None) -> Any: ...
 
     def delete(self, reference: DocumentReference) -> Any: ...
 
@@ -55,8 +58,8 @@ class StagedWrites:
     """Writes an atomic handler stages, in order; committed with the task's outcome or not at
     all. The methods mirror a Firestore WriteBatch's."""
 
-    def __init__(self) -> None:
-        self._writes: list[StagedWrite] = []
+    def __init__(self, writes: Iterable[StagedWrite] = ()) -> None:
+        self._writes: list[StagedWrite] = list(writes)
 
     def create(self, ref: DocumentReference, fields: Mapping[str, Any]) -> DocumentReference:
         """Create the document; the commit (and the attempt) fails if it exists."""
@@ -67,9 +70,11 @@ class StagedWrites:
     ) -> DocumentReference:
         return self._stage(StagedWrite("set", ref, dict(fields), merge))
 
-    def update(self, ref: DocumentReference, fields: Mapping[str, Any]) -> DocumentReference:
-        """Update fields of the document; the commit (and the attempt) fails if it is missing."""
-        return self._stage(StagedWrite("update", ref, dict(fields)))
+    def update(self, ref: DocumentReference, fields: Mapping[str, Any], *,
+               if_version: Any = None) -> DocumentReference:
+        """Update fields of the document; the commit (and the attempt) fails if it is missing,
+        or with `if_version` (an update time), if it changed since."""
+        return self._stage(StagedWrite("update", ref, dict(fields), if_version=if_version))
 
     def delete(self, ref: DocumentReference) -> DocumentReference:
         return self._stage(StagedWrite("delete", ref))
@@ -87,6 +92,9 @@ class StagedWrites:
                 batch.create(write.ref, fields)
             elif write.operation == "set":
                 batch.set(write.ref, fields, merge=write.merge)
+            elif write.operation == "update" and write.if_version is not None:
+                batch.update(write.ref, fields, option=firestore.Client.write_option(
+                    last_update_time=write.if_version))
             elif write.operation == "update":
                 batch.update(write.ref, fields)
             else:

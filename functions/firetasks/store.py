@@ -22,6 +22,7 @@ from firetasks import audit, db
 from firetasks.errors import TaskChanged, TaskNotFound
 from firetasks.record import TaskRecord
 from firetasks.staging import StagedWrites
+from firetasks.task import LIMIT_KEY, WAKE_STATES
 
 T = TypeVar("T")
 TRANSIENT = (exceptions.Aborted, exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
@@ -67,6 +68,13 @@ class TaskStore(Protocol):
     ) -> list[TaskRecord]:
         """The tasks beside `ref` (same collection, same parent) that name it in `after` and are
         in one of `states` (in any state if None)."""
+
+    def oldest_waiting(
+        self, beside: DocumentReference, limit_key: str, count: int = 1
+    ) -> list[TaskRecord]:
+        """Of the tasks in the collection group of `beside`, the `count` that have waited the
+        longest (by `createdAt`) for the limits `limit_key` (their `limitKey`; firetasks.limits),
+        oldest first."""
 
     def transition(
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None
@@ -167,6 +175,16 @@ class FirestoreStore:
                      .where(filter=firestore.FieldFilter("state", "in", list(states))))
             total += int(with_backoff(query.count().get)[0][0].value)
         return total
+
+    def oldest_waiting(
+        self, beside: DocumentReference, limit_key: str, count: int = 1
+    ) -> list[TaskRecord]:
+        query = (db.client_of(beside).collection_group(beside.parent.id)
+                 .where(filter=firestore.FieldFilter(LIMIT_KEY, "==", limit_key))
+                 .where(filter=firestore.FieldFilter("state", "in", list(WAKE_STATES)))
+                 .order_by("createdAt").limit(count))
+        found = with_backoff(lambda: list(query.stream()))
+        return [record for record in map(TaskRecord.from_snapshot, found) if record is not None]
 
     def dependents(
         self, ref: DocumentReference, states: Collection[str] | None = None

@@ -77,6 +77,7 @@ MANAGED_FIELDS = (
     "result", "error", "history", "spawnedBy", "expireAt", "progress",
     "queuedAt", "limitKey",
 )
+LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields

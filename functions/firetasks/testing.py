@@ -37,6 +37,7 @@ from firetasks.record import TaskRecord
 from firetasks.registry import HandlerRegistry
 from firetasks.staging import StagedWrites
 from firetasks.store import new_refs
+from firetasks.task import LIMIT_KEY, WAKE_STATES
 
 START = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 VERSIONS = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # versions count up from here
@@ -100,13 +101,22 @@ class MemoryStore:
             if write.operation == "update" and not exists.get(write.ref.path):
                 raise exceptions.NotFound(  # type: ignore[no-untyped-call]
                     f"no document to update: {write.ref.path}")
+            if write.if_version is not None and self.versions.get(write.ref.path) != (
+                    write.if_version):
+                raise exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
+                    f"changed since it was read: {write.ref.path}")
             exists[write.ref.path] = write.operation != "delete"
+        written = [ref.path]
         for write in staged:
             if write.operation == "delete" or (write.operation == "set" and not write.merge):
                 self.documents.pop(write.ref.path, None)
             if write.operation != "delete":
                 self.put(write.ref.path, write.fields or {})
-        return self.put(ref.path, fields)
+                written.append(write.ref.path)
+        committed = self.put(ref.path, fields)
+        for path in written:  # as Firestore gives every write of a commit its time
+            self.versions[path] = committed
+        return committed
 
     def write_all_if_unchanged(
         self, changes: Sequence[tuple[TaskRecord, Mapping[str, Any]]]
@@ -132,6 +142,17 @@ class MemoryStore:
         return [record for record in siblings if record is not None
                 and (states is None or record.state in states)
                 and ref.id in (record.fields.get("after") or [])]
+
+    def oldest_waiting(
+        self, beside: DocumentReference, limit_key: str, count: int = 1
+    ) -> list[TaskRecord]:
+        group = beside.parent.id
+        waiting = [record for record in (self.read(self.client.document(path))
+                                         for path in list(self.documents)
+                                         if path.rsplit("/", 2)[-2] == group)
+                   if record is not None and record.state in WAKE_STATES
+                   and record.fields.get(LIMIT_KEY) == limit_key]
+        return sorted(waiting, key=lambda record: record.fields["createdAt"])[:count]
 
     def transition(
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None
@@ -178,10 +199,13 @@ class MemoryStore:
                 document.pop(name, None)
             else:
                 document[name] = value
-        self.versions[path] = VERSIONS + datetime.timedelta(microseconds=next(self._writes))
+        self.versions[path] = self.next_version()
         if event:
             self.events.append((path, before))
         return self.versions[path]
+
+    def next_version(self) -> datetime.datetime:
+        return VERSIONS + datetime.timedelta(microseconds=next(self._writes))
 
     def _resolved(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return {name: self.clock() if value is firestore.SERVER_TIMESTAMP else copy.deepcopy(value)

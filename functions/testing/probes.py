@@ -106,9 +106,11 @@ def atomic_spawn(task: Task) -> None:
     spawn(task)
 
 
-@registry.handler("probe", "limitedFive", retry=QUICK, concurrency=5)
+@registry.handler("probe", "limitedFive", retry=QUICK, concurrency=5,
+                  lease=datetime.timedelta(seconds=30))
 def limited_five(task: Task) -> None:
-    """At most 5 at once (firetasks.limits); takes `data.seconds`."""
+    """At most 5 at once (firetasks.limits); takes `data.seconds`. Its lease, shorter than the
+    timeout, lets an attempt hand its slot to the next waiting task."""
     time.sleep(task.data.get("seconds", 0.2))
 
 

@@ -12,6 +12,7 @@ task's outcome.
 
 from __future__ import annotations
 
+import datetime
 import random
 import time
 from collections.abc import Callable
@@ -71,9 +72,12 @@ for action, body in {"noop": noop, "work": work, "mail": mail}.items():
     registry.register("benchAtomic", action, staging(body), retry=retry, atomic=True)
 
 # The limited scenario's handlers (firetasks.limits): `work` at most 10 at once, `noop` at most
-# 20 starts a second.
+# 20 starts a second; `benchPerKey.work` one at a time per parent (firetasks.key_slots).
 LIMITED = {"work": Limits(concurrency=10), "noop": Limits(rate=Rate(20))}
 BODIES: dict[str, Body] = {"noop": noop, "work": work, "mail": mail}
 for action, limits in LIMITED.items():
     registry.register("benchLimited", action, committing_itself(BODIES[action]),
-                      retry=RETRY.get(action, DEFAULT_RETRY), limits=limits)
+                      retry=RETRY.get(action, DEFAULT_RETRY), limits=limits,
+                      lease=datetime.timedelta(seconds=30))  # < the timeout: hands over
+registry.register("benchPerKey", "work", committing_itself(work), retry=RETRY["work"],
+                  limits=Limits(concurrency=1, key=lambda task: task.ref.parent.parent.id))

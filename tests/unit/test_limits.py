@@ -5,6 +5,8 @@ measured through the emulators in tests/emulator/test_limits.py."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 import main
@@ -164,3 +166,27 @@ def test_a_key_function_that_fails_ends_its_task_failed_as_invalid():
     assert failed.fields["error"]["type"] == "InvalidTask"
     assert "its limit key failed: KeyError('warehouse')" in failed.fields["error"]["message"]
     assert runs == []
+
+
+def test_an_attempt_hands_its_slot_to_the_oldest_waiting_task_with_its_outcome():
+    queue, runs = limited_queue(concurrency=1, lease=datetime.timedelta(seconds=10))
+    refs = [queue.enqueue("orders/o", NewTask("mail", "send", {"n": n})) for n in range(3)]
+    for ref in refs:  # their create events: all three queued
+        queue.processor.handle(queue.get(ref))
+    assert [queue.get(ref).fields["limitKey"] for ref in refs] == ["mail.send"] * 3
+    queue.processor.run_admitted(queue.dispatcher.pending.pop(0))  # ONE dispatch runs all three
+    done = [queue.get(ref) for ref in refs]
+    assert [record.state for record in done] == ["completed"] * 3
+    assert runs == [1, 1, 1]
+    queue.run()  # the other two dispatches find their tasks completed and run nothing
+    assert runs == [1, 1, 1]
+
+
+def test_without_a_lease_shorter_than_the_timeout_a_slot_goes_back_to_the_queue():
+    queue, runs = limited_queue(concurrency=1)  # the default lease outlasts the timeout
+    refs = [queue.enqueue("orders/o", NewTask("mail", "send", {"n": n})) for n in range(2)]
+    for ref in refs:
+        queue.processor.handle(queue.get(ref))
+    queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
+    assert [queue.get(ref).state for ref in refs] == ["completed", "scheduled"]
+    assert runs == [1]
