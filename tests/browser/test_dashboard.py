@@ -14,8 +14,8 @@ from firebase_admin import auth
 from google.cloud import firestore
 from playwright.sync_api import Browser, Page, expect
 
+from firetasks import NewTask, add_tasks, operations
 from firetasks import db as firetasks_db
-from firetasks import operations
 from shop.orders import create_order
 from tests.support import dashboard_url, task_fields, wait_for_state, wait_until
 
@@ -195,6 +195,28 @@ def test_a_task_without_a_handler_says_so_and_can_be_cancelled(browser, db, uid,
     expect(page.locator("#detail-fields")).to_contain_text("cancelled")
     expect(page.locator("#cancel")).to_be_hidden()
     assert task.get().get("state") == "cancelled"
+
+
+def test_a_task_waiting_for_its_handler_s_limit_says_throttled_and_how_many_are_ahead(
+        browser, db, uid, people):
+    parent = db.document(f"orders/{uid}")  # probe.limitedCrash: one at a time
+    [first] = add_tasks(parent, [NewTask("probe", "limitedCrash", {"seconds": 6})])
+    wait_for_state(first, ("running",))
+    waiting = [add_tasks(parent, [NewTask("probe", "limitedCrash")])[0] for _ in range(2)]
+    for task in waiting:
+        wait_until(lambda task=task: "limitKey" in (task.get().to_dict() or {}),
+                   what="the task to wait in its handler's queue")
+    page = signed_in(browser, people["admin"])
+    show_order(page, uid)
+    for task in waiting:
+        expect(page.locator(f"tr[data-path='{task.path}'] .throttled")).to_have_text("throttled")
+    page.locator(f"tr[data-path='{waiting[1].path}']").click()
+    expect(page.locator("#detail-throttled")).to_contain_text(
+        "Throttled, 1 ahead: it waits for its handler's limits")
+    for task in waiting:  # handed over in turn, and the page follows
+        wait_for_state(task, ("completed",))
+    expect(page.locator("#detail-throttled")).to_be_hidden()
+    expect(page.locator("#detail-fields")).to_contain_text("completed")
 
 
 def test_links_name_the_task_or_the_list_and_open_it_after_sign_in(browser, db, uid, people):
