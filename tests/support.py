@@ -58,6 +58,16 @@ def task_fields(type: str, action: str, data: dict | None = None, **extra: Any) 
     return {"type": type, "action": action, "state": "scheduled", "data": data or {}, **extra}
 
 
+def drained(db: firestore.Client, timeout: float = 180.0) -> None:
+    """Wait until the Functions emulator has worked through the trigger events queued so far: a
+    task written now completes after them (it runs them about one at a time, in order). A test
+    that leaves hundreds of echoes behind (a burst's final writes) calls it last, or the next
+    test's first task waits behind them, past that test's deadline."""
+    sentinel = db.collection("drain").document().collection("tasks").document("t")
+    sentinel.set(task_fields("probe", "flaky", createdAt=firestore.SERVER_TIMESTAMP))
+    wait_for_state(sentinel, ("completed",), timeout=timeout)
+
+
 def probe_runs(db: firestore.Client, task: DocumentReference) -> list[int]:
     """The attempt numbers of every run of a probe handler for `task`, in order."""
     query = db.collection(probes.RUNS).where(

@@ -9,7 +9,7 @@ from google.cloud import firestore
 
 from firetasks import NewTask, add_tasks
 from shop.handlers import MAIL_COLLECTION
-from tests.support import wait_until
+from tests.support import drained, wait_until
 
 PARENTS = 20
 TASKS_PER_PARENT = 10
@@ -45,3 +45,4 @@ def test_200_tasks_across_20_parents_all_complete_once(db, uid):
     assert set(per_task.values()) == {1}
     for snapshot in db.get_all(refs):
         assert snapshot.get("attempts") == 1
+    drained(db)

@@ -16,7 +16,7 @@ from google.cloud import firestore
 
 import main
 from firetasks import NewTask, add_tasks, queries, sweep
-from tests.support import probe_runs, wait_for_state, wait_until
+from tests.support import drained, probe_runs, wait_for_state, wait_until
 
 UTC = datetime.UTC
 Interval = tuple[datetime.datetime, datetime.datetime]
@@ -101,6 +101,7 @@ def test_300_tasks_at_concurrency_5_never_run_more_than_5_at_once(db, uid):
     assert most == 5  # the limit is reached, never passed
     assert idle <= 2.0  # each attempt hands its slot to a waiting task with its outcome
     assert all(f["attempts"] == 1 and "queuedAt" not in f for f in fields)
+    drained(db)
 
 
 def test_a_rate_of_10_per_second_holds_in_every_1_second_window(db, uid):

@@ -17,7 +17,7 @@ import main
 from firetasks import NewTask, add_tasks, operations, sweep
 from firetasks.errors import TaskChanged
 from firetasks.recovery import STALE_AFTER
-from tests.support import probe_runs, task_fields, wait_for_state, wait_until
+from tests.support import drained, probe_runs, task_fields, wait_for_state, wait_until
 
 UTC = datetime.UTC
 
@@ -258,3 +258,4 @@ def test_a_500_task_burst_with_a_third_failing_once_all_completes(db, uid):
         .where(filter=firestore.FieldFilter("taskPath", ">=", f"jobs/{uid}-"))
         .where(filter=firestore.FieldFilter("taskPath", "<", f"jobs/{uid}-~")).stream())
     assert runs == expected
+    drained(db)

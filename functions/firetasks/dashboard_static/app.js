@@ -27,6 +27,7 @@ let current = null; // the task shown in the detail panel
 let overviewTimer = null;
 let detailTimer = null;
 let chartsAt = 0; // when the charts were last refreshed (ms)
+let listRequests = 0; // list loads started: only the latest one's answer is shown
 let listed = new Map(); // the listed tasks by path, to name a row's dependencies
 const FINISHED = ["completed", "failed", "cancelled"];
 const ATOMIC_NOTE = "Atomic handler: it runs without a claim, so it never shows running; "
@@ -351,7 +352,9 @@ function taskRow(task) {
 async function loadTasks(fresh) {
   const params = new URLSearchParams(filters);
   if (!fresh && nextCursor) params.set("cursor", nextCursor);
+  const request = ++listRequests;
   const page = await api(`api/tasks?${params}`);
+  if (request !== listRequests) return; // a later load (other filters, say) supersedes this one
   if (fresh) listed = new Map();
   for (const task of page.tasks) listed.set(task.path, task);
   // One parent's tasks: its workflow, in dependency order.
