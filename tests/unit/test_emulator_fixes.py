@@ -6,6 +6,7 @@ and a worker's gunicorn closes idle ones: a request on a closing one fails)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,8 +28,10 @@ def preloaded(preload: bool) -> dict:
     if node is None or not tools.is_dir():
         pytest.fail("node and firebase-tools are missing: run `make install`")
     flags = ["--require", str(ROOT / "tools" / "emulator_fixes.cjs")] if preload else []
+    env = {name: value for name, value in os.environ.items()
+           if name != "NODE_OPTIONS"}  # under `make test`, the emulators' own preload
     done = subprocess.run([node, *flags, "-e", PROBE, str(tools)], capture_output=True,
-                          text=True, check=True, timeout=60)
+                          text=True, check=True, timeout=60, env=env)
     return json.loads(done.stdout)
 
 
