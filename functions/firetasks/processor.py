@@ -235,7 +235,7 @@ class TaskProcessor:
             task = Task(ref=record.ref, type=record.type, action=record.action,
                         data=record.data, attempt=record.attempts + 1)
             try:
-                key = limit_key(f"{record.type}.{record.action}", str(limits.key(task)))
+                key = limit_key(key, str(limits.key(task)))
             except Exception as exc:  # the user's key function: any error is the task's
                 logger.warn("invalid task: its limit key failed", error=repr(exc), **context)
                 error = {"type": "InvalidTask", "message": f"its limit key failed: {exc!r}"}
@@ -255,8 +255,8 @@ class TaskProcessor:
     def start_waiting(self, beside: DocumentReference, key: str) -> None:
         """Start the task of `key` (a `limitKey`) that has waited the longest in the collection
         group of `beside`, if any: a slot of its key has just been freed (firetasks.key_slots)."""
+        type, action = key.split(":", 1)[0].split(".", 1)
         for found in self.store.oldest_waiting(beside, key):
-            type, action = key.split(":", 1)[0].split(".", 1)
             if self._dispatch(found.ref, type, action, ("next", self.clock())):
                 logger.info("waiting task started: a slot of its key was freed", path=found.path,
                             limitKey=key)
