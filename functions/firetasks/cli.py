@@ -24,6 +24,7 @@ from google.cloud import firestore
 
 from firetasks import client_rules, db, operations, queries
 from firetasks.audit import Actor
+from firetasks.clock import utc_now
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
 from firetasks.indexes import index_config, merged
@@ -239,7 +240,7 @@ def _duration(text: str) -> datetime.timedelta:
 
 
 def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
-    figures = queries.stats(client, args.queue, datetime.datetime.now(datetime.UTC))
+    figures = queries.stats(client, args.queue, utc_now())
     if args.json:
         _print_json(figures)
         return 0

@@ -8,7 +8,6 @@ cannot send, and the token travels in a header, never in a cookie. Task data is 
 
 from __future__ import annotations
 
-import datetime
 import os
 import urllib.parse
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from firetasks import charts, db, operations, queries
 from firetasks.access import admin_from_header
 from firetasks.audit import Actor, recent
+from firetasks.clock import utc_now
 from firetasks.config import TaskQueue
 from firetasks.customer import add_customer_view
 from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
@@ -93,14 +93,12 @@ def create_app(queue: TaskQueue) -> flask.Flask:
     @app.get("/api/stats")
     def stats() -> flask.Response:
         admin()
-        now = datetime.datetime.now(datetime.UTC)
-        return flask.jsonify(queries.stats(client(), queue, now))
+        return flask.jsonify(queries.stats(client(), queue, utc_now()))
 
     @app.get("/api/charts")
     def chart_data() -> flask.Response:
         admin()
-        now = datetime.datetime.now(datetime.UTC)
-        return flask.jsonify(charts.charts(client(), queue, now,
+        return flask.jsonify(charts.charts(client(), queue, utc_now(),
                                            flask.request.args.get("handler") or None))
 
     @app.get("/api/tasks")
