@@ -4,11 +4,14 @@ A task may run after others (`after=[id, ...]`: created `waiting`, see firetasks
 have a unique `key`: its id is then a function of the key (the key itself when it is a valid id),
 so enqueuing the same key twice returns the existing task and creates nothing. A key is unique in
 its tasks collection under its parent; `unique="global"` makes it unique across all parents through
-a lock document (`firetasksKeys/{id}`) created in the same batch.
+a lock document (`firetasksKeys/{collection}:{id}`, see `lock_id`) created in the same batch.
+
+`after` names a task by its id, or by the key of a task in the same batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +40,8 @@ class NewTask:
     run_at: datetime.datetime | None = None  # not before this time (a delayed task)
     max_attempts: int | None = None  # overrides the handler's retry policy
     after: Sequence[str] = ()
-    """Ids of the tasks (beside this one) it runs after: created `waiting` until they complete."""
+    """The tasks (beside this one) it runs after, by id or by the key of a task in the same batch:
+    created `waiting` until they complete."""
     on_dependency_failure: Literal["fail", "run", "skip"] = "fail"
     """What a failed dependency does to it: fail it, run it anyway, or skip it (`cancelled`)."""
     key: str | None = None
@@ -83,6 +87,57 @@ def task_id(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def lock_id(collection: str, id: str) -> str:
+    """The id of the lock document of the globally unique task `id` in tasks collections named
+    `collection`: `{collection}:{id}`. Unambiguous: a task id never holds a ':' (TASK_ID_PATTERN,
+    task_id), so the last ':' splits the two.
+
+    Locks used to be `{collection}-{id}`, which two keys could share (`x-a` in `tasks`, `a` in
+    `tasks-x`). Locks written that way are no longer read: a global key enqueued before this
+    change can be enqueued once more under another parent (under the same parent its task's id
+    still finds it), and from then on the new lock holds it. Each old lock names its task
+    (`task`: the task's path), from which a migration can write the new lock."""
+    return f"{collection}:{id}"
+
+
+def resolve_after(tasks: Sequence[NewTask]) -> list[NewTask]:
+    """The tasks with each name in `after` made a task id: the key of a task in the batch becomes
+    that task's id (task_id); anything else must be a task id already. Raises InvalidTask naming
+    the keys that two tasks of the batch share and the names that are neither."""
+    found: list[str] = []
+    by_id: dict[str, str] = {}
+    for task in tasks:
+        if task.key is None or task.id is None:
+            continue
+        if task.id in by_id:
+            first = by_id[task.id]
+            found.append(f"key {task.key!r} is given twice in one batch" if first == task.key
+                         else f"keys {first!r} and {task.key!r} make the same task id {task.id}")
+        else:
+            by_id[task.id] = task.key
+    ids = {key: id for id, key in by_id.items()}
+    resolved = []
+    for task in tasks:
+        if isinstance(task.after, str):
+            found.append(f"'after' must be a list of task ids or keys, got {task.after!r}")
+            resolved.append(task)
+            continue
+        after = [ids.get(name, name) if isinstance(name, str) else name for name in task.after]
+        bad = [name for name in after
+               if not isinstance(name, str) or not TASK_ID_PATTERN.fullmatch(name)]
+        if bad:
+            found.append(f"task {_name(task)!r} runs after {', '.join(map(repr, bad))}: neither a "
+                         "task id nor the key of a task in the batch")
+        resolved.append(dataclasses.replace(task, after=tuple(after)) if task.after else task)
+    if found:
+        raise InvalidTask(found)
+    return resolved
+
+
+def _name(task: NewTask) -> str:
+    return task.key or f"{task.type}.{task.action}"
+
+
 def check_graph(tasks: Sequence[NewTask], existing: Iterable[str] = ()) -> None:
     """Refuse dependencies on the task itself, on ids neither in the batch (by key) nor among
     `existing`, and cycles: InvalidTask, naming them."""
@@ -90,7 +145,7 @@ def check_graph(tasks: Sequence[NewTask], existing: Iterable[str] = ()) -> None:
     known = ids | set(existing)
     found: list[str] = []
     for task in tasks:
-        name = task.key or f"{task.type}.{task.action}"
+        name = _name(task)
         if task.id is not None and task.id in task.after:
             found.append(f"task {name!r} runs after itself")
         unknown = [id for id in task.after if id not in known]
@@ -173,11 +228,12 @@ def _create(
     parent_fields: Mapping[str, Any] | None,
     store: TaskStore,
 ) -> list[DocumentReference]:
+    tasks = resolve_after(tasks)
     documents = [task.document() for task in tasks]  # validate them all before writing any
     tasks_collection = parent.collection(collection)
     check_new(tasks, tasks_collection, store)
     keys = db.client_of(parent).collection(KEYS_COLLECTION)
-    locks = {index: keys.document(f"{collection}-{task.id}")
+    locks = {index: keys.document(lock_id(collection, cast(str, task.id)))
              for index, task in enumerate(tasks) if task.unique == "global"}
     ids = [task.id for task in tasks]
     refs: list[DocumentReference | None] = [None] * len(tasks)
@@ -196,6 +252,7 @@ def _create(
                 refs[i] = ref
             return cast(list[DocumentReference], refs)
         found = _existing(store, tasks_collection, ids, locks)
+        _check_beside(tasks, found, tasks_collection)
         for i, ref in found.items():
             refs[i] = ref
         pending = [i for i in pending if i not in found]
@@ -208,6 +265,28 @@ def _create(
             return cast(list[DocumentReference], refs)
     raise exceptions.Conflict(  # type: ignore[no-untyped-call]
         f"the keys of {len(tasks)} task(s) under {parent.path} kept conflicting")
+
+
+def _check_beside(
+    tasks: Sequence[NewTask],
+    found: Mapping[int, DocumentReference],
+    collection: firestore.CollectionReference,
+) -> None:
+    """Refuse a batch whose tasks run after a task of the batch whose global key is held by a
+    task under another parent: a task can only run after tasks beside it."""
+    beside = _path_of(collection)
+    elsewhere = {cast(str, tasks[i].id): (tasks[i], ref) for i, ref in found.items()
+                 if _path_of(ref.parent) != beside}
+    named = {id for task in tasks for id in task.after}
+    problems = [f"tasks of the batch run after {_name(task)!r}, but its global key is held by "
+                f"{ref.path}, and a task runs only after tasks beside it (in {beside})"
+                for id, (task, ref) in elsewhere.items() if id in named]
+    if problems:
+        raise InvalidTask(problems)
+
+
+def _path_of(collection: firestore.CollectionReference) -> str:
+    return str(collection.document("_").path).rsplit("/", 1)[0]
 
 
 def _existing(
