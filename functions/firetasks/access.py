@@ -1,7 +1,13 @@
-"""Who may operate the queue: Firebase Auth users whose ID token carries the admin claim."""
+"""Who may operate the queue: Firebase Auth users whose ID token carries the admin claim; and the
+security headers of everything the dashboard function serves (the dashboard's and the customer
+view's pages, files and answers alike)."""
 
 from __future__ import annotations
 
+import os
+import urllib.parse
+
+import flask
 from firebase_admin import auth
 
 from firetasks import db
@@ -38,3 +44,38 @@ def admin_from_header(authorization: str | None, claim: str) -> Actor:
     if claims.get(claim) is not True:
         raise Denied(403, f"this account lacks the '{claim}' claim that operators need")
     return Actor(uid=claims.get("uid"), email=claims.get("email"), via="dashboard")
+
+
+def auth_origin(service: str) -> str:
+    """Where a page signs in (`identitytoolkit`) and refreshes its token (`securetoken`): the
+    Auth emulator when it runs, else Firebase Auth."""
+    emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    if emulator:
+        return f"http://{emulator}/{service}.googleapis.com"
+    return f"https://{service}.googleapis.com"
+
+
+def content_security_policy(*connect: str) -> str:
+    """No inline script, nothing from elsewhere, no framing; connections only to the function
+    itself, Firebase Auth (or its emulator) and the `connect` URLs' origins."""
+    origins = {_origin(auth_origin(service)) for service in ("identitytoolkit", "securetoken")}
+    origins |= {_origin(url) for url in connect}
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self' {' '.join(sorted(origins))}; form-action 'none'; "
+            "base-uri 'none'; frame-ancestors 'none'")
+
+
+def secured(response: flask.Response, *connect: str) -> flask.Response:
+    """`response` with the security headers: content_security_policy(*connect) unless it has a
+    policy already (a page that connects further sets its own first), no MIME sniffing, no
+    referrer, no caching."""
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(*connect))
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -10,12 +10,12 @@ function only serves the files and the client configuration (`customer/config.js
 from __future__ import annotations
 
 import os
-import urllib.parse
 from pathlib import Path
 
 import flask
 
 from firetasks import db
+from firetasks.access import content_security_policy, secured
 from firetasks.config import TaskQueue
 
 STATIC = Path(__file__).with_name("customer_static")
@@ -33,15 +33,8 @@ def emulator(variable: str) -> str | None:
 
 def policy() -> str:
     """The page's Content-Security-Policy: the dashboard's, plus the Firestore origin its
-    listeners connect to (the Auth and Firestore emulators' when they run)."""
-    auth = emulator("FIREBASE_AUTH_EMULATOR_HOST")
-    origins = [auth] if auth else ["https://identitytoolkit.googleapis.com",
-                                   "https://securetoken.googleapis.com"]
-    origins.append(emulator("FIRESTORE_EMULATOR_HOST") or FIRESTORE)
-    connect = " ".join(sorted({_origin(origin) for origin in origins}))
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src 'self' {connect}; form-action 'none'; base-uri 'none'; "
-            "frame-ancestors 'none'")
+    listeners connect to (the Firestore emulator's when it runs)."""
+    return content_security_policy(emulator("FIRESTORE_EMULATOR_HOST") or FIRESTORE)
 
 
 def add_customer_view(app: flask.Flask, queue: TaskQueue) -> None:
@@ -50,7 +43,7 @@ def add_customer_view(app: flask.Flask, queue: TaskQueue) -> None:
     def served(body: bytes, content_type: str) -> flask.Response:
         response = flask.Response(body, content_type=content_type)
         response.headers["Content-Security-Policy"] = policy()
-        return response
+        return secured(response)
 
     @app.get(f"/{PARENTS}/<order_id>")
     def customer_page(order_id: str) -> flask.Response:
@@ -84,9 +77,4 @@ def add_customer_view(app: flask.Flask, queue: TaskQueue) -> None:
             "firestoreEmulator": firestore_emulator,
         })
         response.headers["Content-Security-Policy"] = policy()
-        return response
-
-
-def _origin(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+        return secured(response)

@@ -9,7 +9,6 @@ cannot send, and the token travels in a header, never in a cookie. Task data is 
 from __future__ import annotations
 
 import os
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Unpack
@@ -21,7 +20,7 @@ from google.cloud import firestore
 from werkzeug.exceptions import HTTPException
 
 from firetasks import charts, db, operations, queries
-from firetasks.access import admin_from_header
+from firetasks.access import admin_from_header, auth_origin, secured
 from firetasks.audit import Actor, recent
 from firetasks.clock import utc_now
 from firetasks.config import TaskQueue
@@ -36,15 +35,6 @@ ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 CSRF_HEADER = "X-Firetasks-CSRF"
-
-
-def auth_origin(service: str) -> str:
-    """Where the page signs in (`identitytoolkit`) and refreshes its token (`securetoken`): the
-    Auth emulator when it runs, else Firebase Auth."""
-    emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
-    if emulator:
-        return f"http://{emulator}/{service}.googleapis.com"
-    return f"https://{service}.googleapis.com"
 
 
 def create_app(queue: TaskQueue) -> flask.Flask:
@@ -194,28 +184,13 @@ def create_app(queue: TaskQueue) -> flask.Flask:
         return error(exc.code or 500, exc.description or exc.name)
 
     add_customer_view(app, queue)  # /orders/<orderId>: a customer's live view of an order
-    app.after_request(secured)
+    app.after_request(secured)  # a customer page keeps the policy it set
     return app
 
 
 def error(status: int, message: str, **extra: str) -> flask.Response:
     response = flask.jsonify({"error": message, **extra})
     response.status_code = status
-    return response
-
-
-def secured(response: flask.Response) -> flask.Response:
-    """The headers of every response, pages, API answers and errors alike (the customer view sets
-    a policy of its own, which also lets its page reach Firestore)."""
-    origins = " ".join(sorted({_origin(auth_origin(service))
-                               for service in ("identitytoolkit", "securetoken")}))
-    response.headers.setdefault("Content-Security-Policy", (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' {origins}; form-action 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'"))
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -231,11 +206,6 @@ def dashboard_trigger(
 
     serve.__name__ = serve.__qualname__ = name
     return https_fn.on_request(**options)(serve)
-
-
-def _origin(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _int(text: str, name: str) -> int:
