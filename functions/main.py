@@ -67,8 +67,10 @@ globals().update(periodic_triggers(queue))
 # their tasks.
 globals().update(limited_triggers(processor, **PROCESSING))
 
-# The operators' dashboard and its API, for users with the admin claim.
-dashboard = dashboard_trigger(queue, name="dashboard", memory=options.MemoryOption.MB_256)
+# The operators' dashboard and its API, for users with the admin claim; and each customer's live
+# view of their order's tasks at dashboard/orders/<orderId> (the queue's parent_alias).
+dashboard = dashboard_trigger(queue, name="dashboard", customer_view=True,
+                              memory=options.MemoryOption.MB_256)
 
 if TESTING:  # the benchmark's baseline, on its own path: {collection}/{docId}/naiveTasks/{taskId}
     from testing import meter, naive

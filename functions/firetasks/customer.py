@@ -1,10 +1,12 @@
-"""The customer's live view of an order: `/orders/<orderId>` under the dashboard function.
+"""A customer's live view of one parent's tasks: `/<parent_alias>/<id>` under the dashboard function
+(the shop's `/orders/<orderId>`), mounted when the dashboard is created with `customer_view=True`.
 
 A static page whose script (web/customer.js, bundled with the `firebase` npm package into
 customer_static/customer.js by `make web`) signs the customer in with Firebase Auth and follows the
-order's tasks with Firestore snapshot listeners, under the project's security rules: the order's
+parent's tasks with Firestore snapshot listeners, under the project's security rules: the parent's
 owner may read its tasks, anyone else is denied. Nothing is read through the Admin SDK here; the
-function only serves the files and the client configuration (`customer/config.json`).
+function only serves the files and the client configuration (`customer/config.json`), which names
+the parent collection (the queue's parent_alias) and the tasks collection (its first).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from firetasks.config import TaskQueue
 STATIC = Path(__file__).with_name("customer_static")
 ASSETS = {"customer.js": "text/javascript; charset=utf-8",
           "customer.css": "text/css; charset=utf-8"}
-PARENTS = "orders"  # the collection of the documents whose tasks a customer follows
+PREFIX = "customer"  # the page's files and configuration: /customer/<file>
+RESERVED = {PREFIX, "api"}  # the dashboard's own first path segments: no parent collection's
 FIRESTORE = "https://firestore.googleapis.com"
 
 
@@ -37,27 +40,39 @@ def policy() -> str:
     return content_security_policy(emulator("FIRESTORE_EMULATOR_HOST") or FIRESTORE)
 
 
-def add_customer_view(app: flask.Flask, queue: TaskQueue) -> None:
-    """Serve the page at `/orders/<orderId>`, its files at `/customer/<file>`."""
+def parents(queue: TaskQueue) -> str:
+    """The collection whose documents' tasks customers follow: the queue's parent_alias."""
+    if queue.parent_alias is None:
+        raise ValueError("the customer view needs the queue's parent_alias, the collection of the "
+                         "documents whose tasks a customer follows: TaskQueue(parent_alias=...)")
+    if queue.parent_alias in RESERVED:
+        raise ValueError(f"the customer view cannot serve /{queue.parent_alias}/<id>: the "
+                         f"dashboard uses /{queue.parent_alias}/ itself")
+    return queue.parent_alias
 
-    def served(body: bytes, content_type: str) -> flask.Response:
-        response = flask.Response(body, content_type=content_type)
+
+def add_customer_view(app: flask.Flask, queue: TaskQueue) -> None:
+    """Serve the page at `/<parent_alias>/<id>`, its files at `/customer/<file>`."""
+    collection = parents(queue)
+
+    def served(response: flask.Response) -> flask.Response:
         response.headers["Content-Security-Policy"] = policy()
         return secured(response)
 
-    @app.get(f"/{PARENTS}/<order_id>")
-    def customer_page(order_id: str) -> flask.Response:
-        return served((STATIC / "index.html").read_bytes(), "text/html; charset=utf-8")
+    @app.get(f"/{collection}/<parent_id>")
+    def customer_page(parent_id: str) -> flask.Response:
+        return served(flask.Response((STATIC / "index.html").read_bytes(),
+                                     content_type="text/html; charset=utf-8"))
 
-    @app.get("/customer/<asset>")
+    @app.get(f"/{PREFIX}/<asset>")
     def customer_asset(asset: str) -> flask.Response:
         if asset not in ASSETS:
             response = flask.jsonify({"error": f"no such file: {asset}"})
             response.status_code = 404
             return response
-        return served((STATIC / asset).read_bytes(), ASSETS[asset])
+        return served(flask.Response((STATIC / asset).read_bytes(), content_type=ASSETS[asset]))
 
-    @app.get("/customer/config.json")
+    @app.get(f"/{PREFIX}/config.json")
     def customer_config() -> flask.Response:
         """What the Firebase JS SDK needs: the project, and the emulators when they run."""
         project = db.app().project_id
@@ -66,15 +81,13 @@ def add_customer_view(app: flask.Flask, queue: TaskQueue) -> None:
         if firestore_host:
             host, _, port = firestore_host.rpartition(":")
             firestore_emulator = {"host": host, "port": int(port)}
-        response = flask.jsonify({
+        return served(flask.jsonify({
             "apiKey": os.environ.get("FIRETASKS_WEB_API_KEY", "emulator-api-key"),
             "projectId": project,
             "authDomain": f"{project}.firebaseapp.com",
             "databaseId": queue.database,
-            "parents": PARENTS,
+            "parents": collection,
             "collection": queue.collections[0],
             "authEmulator": emulator("FIREBASE_AUTH_EMULATOR_HOST"),
             "firestoreEmulator": firestore_emulator,
-        })
-        response.headers["Content-Security-Policy"] = policy()
-        return secured(response)
+        }))

@@ -37,7 +37,9 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 CSRF_HEADER = "X-Firetasks-CSRF"
 
 
-def create_app(queue: TaskQueue) -> flask.Flask:
+def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
+    """The dashboard's page and API; with `customer_view`, also the customers' pages at
+    `/<parent_alias>/<id>` (firetasks.customer), which need the queue's parent_alias."""
     app = flask.Flask(__name__, static_folder=None)
 
     def client() -> firestore.Client:
@@ -183,7 +185,8 @@ def create_app(queue: TaskQueue) -> flask.Flask:
     def http_error(exc: HTTPException) -> flask.Response:
         return error(exc.code or 500, exc.description or exc.name)
 
-    add_customer_view(app, queue)  # /orders/<orderId>: a customer's live view of an order
+    if customer_view:
+        add_customer_view(app, queue)
     app.after_request(secured)  # a customer page keeps the policy it set
     return app
 
@@ -195,10 +198,16 @@ def error(status: int, message: str, **extra: str) -> flask.Response:
 
 
 def dashboard_trigger(
-    queue: TaskQueue, *, name: str = "dashboard", **options: Unpack[DashboardTriggerOptions]
+    queue: TaskQueue,
+    *,
+    name: str = "dashboard",
+    customer_view: bool = False,
+    **options: Unpack[DashboardTriggerOptions],
 ) -> Callable[[flask.Request], flask.Response]:
-    """The HTTPS function serving the dashboard; assign it to `name` in main.py."""
-    app = create_app(queue)
+    """The HTTPS function serving the dashboard; assign it to `name` in main.py. `customer_view`
+    also serves each customer the live view of their parent's tasks at `/<parent_alias>/<id>`
+    (the queue needs a parent_alias, and rules that let the parent's owner read its tasks)."""
+    app = create_app(queue, customer_view=customer_view)
 
     def serve(request: flask.Request) -> flask.Response:
         with app.request_context(request.environ):
