@@ -1,5 +1,5 @@
-"""The README's module map is true: it lists every module of firetasks/, in layers, each
-importing only modules listed above it (imports for type checking only aside)."""
+"""The module map of docs/architecture.md is true: it lists every module of firetasks/, in
+layers, each importing only modules listed above it (imports for type checking only aside)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ PACKAGE = ROOT / "functions" / "firetasks"
 
 
 def listed_modules() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("  firetasks/ ", 1)[1].split("\n  testing/ ", 1)[0]
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    block = architecture.split("  firetasks/ ", 1)[1].split("\n  testing/ ", 1)[0]
     return re.findall(r"^    (\w+)\.py ", block, re.MULTILINE)
 
 
@@ -31,7 +31,7 @@ def imported(module: str) -> set[str]:
     return found & {path.stem for path in PACKAGE.glob("*.py")}
 
 
-def test_the_readme_lists_every_module_once():
+def test_the_module_map_lists_every_module_once():
     listed = listed_modules()
     assert sorted(listed) == sorted(path.stem for path in PACKAGE.glob("*.py")
                                     if path.stem != "__init__")
