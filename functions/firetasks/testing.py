@@ -27,6 +27,8 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
+from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.transforms import Sentinel, _NumericValue, _ValueList
 
 from firetasks import operations, periodic
 from firetasks.config import DEFAULT_COLLECTIONS, TaskQueue
@@ -57,10 +59,23 @@ class FakeClock:
         self.now += datetime.timedelta(seconds=seconds)
 
 
+Path = tuple[str, ...]
+_MISSING = object()
+_TRANSFORMS = (firestore.Increment, firestore.ArrayUnion, firestore.ArrayRemove, firestore.Maximum,
+               firestore.Minimum)
+
+
 class MemoryStore:
     """Documents in a dict, each with a version (a timestamp, as in Firestore) that every write
-    moves on. Server timestamps become the clock's time; every write of a document is queued as a
-    trigger event for MemoryQueue."""
+    moves on. Every write of a document is queued as a trigger event for MemoryQueue.
+
+    Writes apply as Firestore applies them: a create or a set replaces the document; a set with
+    merge deep-merges maps; an update (and `put`) takes each top-level name as a field path
+    ("a.b" is field b of map a) and replaces the value there. SERVER_TIMESTAMP becomes the clock's
+    time and Increment, ArrayUnion, ArrayRemove, Maximum and Minimum are applied, at any depth;
+    DELETE_FIELD deletes (in an update, only as a top-level path, as Firestore's client allows).
+    What Firestore refuses (a sentinel inside an array, DELETE_FIELD in a create or a plain set,
+    conflicting paths in one update) raises ValueError naming it; nothing stores a sentinel."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -93,29 +108,36 @@ class MemoryStore:
     ) -> Any | None:
         if self.versions.get(ref.path) != version:
             return None
-        exists = {path: True for path in self.documents}
-        for write in staged:  # all or nothing: check every write before applying any
-            if write.operation == "create" and exists.get(write.ref.path):
-                raise exceptions.Conflict(  # type: ignore[no-untyped-call]
-                    f"document already exists: {write.ref.path}")
-            if write.operation == "update" and not exists.get(write.ref.path):
-                raise exceptions.NotFound(  # type: ignore[no-untyped-call]
-                    f"no document to update: {write.ref.path}")
-            if write.if_version is not None and self.versions.get(write.ref.path) != (
-                    write.if_version):
-                raise exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
-                    f"changed since it was read: {write.ref.path}")
-            exists[write.ref.path] = write.operation != "delete"
-        written = [ref.path]
+        after: dict[str, dict[str, Any] | None] = {}  # all or nothing: every write is worked out
+        changes: list[tuple[str, dict[str, Any] | None]] = []  # before any is applied
+
+        def current(path: str) -> dict[str, Any] | None:
+            return after[path] if path in after else self.documents.get(path)
+
         for write in staged:
-            if write.operation == "delete" or (write.operation == "set" and not write.merge):
-                self.documents.pop(write.ref.path, None)
-            if write.operation != "delete":
-                self.put(write.ref.path, write.fields or {})
-                written.append(write.ref.path)
+            path, document = write.ref.path, current(write.ref.path)
+            if write.operation == "create" and document is not None:
+                raise exceptions.Conflict(  # type: ignore[no-untyped-call]
+                    f"document already exists: {path}")
+            if write.operation == "update" and document is None:
+                raise exceptions.NotFound(  # type: ignore[no-untyped-call]
+                    f"no document to update: {path}")
+            if write.if_version is not None and self.versions.get(path) != write.if_version:
+                raise exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
+                    f"changed since it was read: {path}")
+            after[path] = self.applied(write.operation, document, write.fields or {},
+                                       merge=write.merge)
+            changes.append((path, after[path]))
+        self.applied("update", current(ref.path), fields)  # refuse the task's write before any
+        for path, document in changes:
+            if document is None:
+                self._delete(path)
+            else:
+                self._store(path, document)
         committed = self.put(ref.path, fields)
-        for path in written:  # as Firestore gives every write of a commit its time
-            self.versions[path] = committed
+        for path in {ref.path, *after}:  # as Firestore gives every write of a commit its time
+            if path in self.documents:
+                self.versions[path] = committed
         return committed
 
     def write_all_if_unchanged(
@@ -123,6 +145,8 @@ class MemoryStore:
     ) -> bool:
         if any(self.versions.get(record.path) != record.version for record, _ in changes):
             return False
+        for record, fields in changes:  # refuse any write before applying one
+            self.applied("update", self.documents.get(record.path), fields)
         for record, fields in changes:
             self.put(record.path, fields)
         return True
@@ -141,7 +165,7 @@ class MemoryStore:
                     if path.rsplit("/", 1)[0] == collection)
         return [record for record in siblings if record is not None
                 and (states is None or record.state in states)
-                and ref.id in (record.fields.get("after") or [])]
+                and _array_contains(record.fields.get("after"), ref.id)]
 
     def oldest_waiting(
         self, beside: DocumentReference, limit_key: str, count: int = 1
@@ -161,9 +185,10 @@ class MemoryStore:
             raise TaskNotFound(f"no task at {record.path}")
         if self.versions[record.path] != record.version:
             raise TaskChanged(f"another write changed {record.path} first: reload it")
+        entry = None if audit_entry is None else self.applied("create", None, audit_entry)
         self.put(record.path, changes)
-        if audit_entry is not None:
-            self.audit.append(self._resolved(audit_entry))
+        if entry is not None:
+            self.audit.append(entry)
 
     def create(
         self,
@@ -181,35 +206,193 @@ class MemoryStore:
         if taken:
             raise exceptions.Conflict(  # type: ignore[no-untyped-call]
                 f"document already exists: {taken[0]}")
+        writes = [(ref.path, self.applied("create", None, document), True)
+                  for ref, document in zip(refs, documents, strict=True)]
         if parent_fields is not None:
-            self.put(parent.path, parent_fields, event=False)
-        for ref, document in zip(refs, documents, strict=True):
-            self.put(ref.path, document)
-        for index, lock in locks.items():
-            self.put(lock.path, {"task": refs[index].path}, event=False)
+            writes.insert(0, (parent.path, self.applied("create", None, parent_fields), False))
+        writes += [(lock.path, {"task": refs[index].path}, False) for index, lock in locks.items()]
+        for path, document, event in writes:
+            self._store(path, document, event)
         return refs
 
     def put(self, path: str, fields: Mapping[str, Any], event: bool = True) -> datetime.datetime:
-        """Write fields to the document at `path`; its new version."""
+        """Update the document at `path` (creating it if missing) as Firestore's update does: each
+        name is a field path. Its new version."""
+        return self._store(path, self.applied("update", self.documents.get(path), fields), event)
+
+    def applied(
+        self, operation: str, document: Mapping[str, Any] | None, fields: Mapping[str, Any],
+        *, merge: bool = False,
+    ) -> dict[str, Any] | None:
+        """The document after a write of `fields` (a StagedWrite's operation) to `document` (None:
+        missing): a new dict (None after a delete). Raises ValueError for what Firestore refuses."""
+        if operation == "delete":
+            return None
+        top = operation == "update"
+        values, deletes, transforms = _extract(fields, expand_dots=top)
+        if operation == "update":
+            tops = [_field_path(name) for name in fields]
+            for path in tops:
+                for other in tops:
+                    if other != path and other[:len(path)] == path:
+                        raise ValueError(f"conflicting field paths in one update: "
+                                         f"{_dotted(path)}, {_dotted(other)}")
+            nested = [path for path in deletes if path not in tops]
+            if nested:
+                raise ValueError(f"DELETE_FIELD may only be a top-level path of an update, not "
+                                 f"nested at {_dotted(nested[0])}")
+            result = copy.deepcopy(dict(document or {}))
+            for path in tops:
+                if path not in transforms:
+                    _delete_at(result, path)
+        elif merge:
+            result = copy.deepcopy(dict(document or {}))
+            for path in deletes:
+                _delete_at(result, path)
+        else:
+            if deletes:
+                raise ValueError(f"DELETE_FIELD at {_dotted(deletes[0])} in a {operation} "
+                                 "without merge: Firestore refuses it")
+            result = {}
+        for path, value in values.items():
+            _set_at(result, path, value)
+        for path, transform in transforms.items():
+            _set_at(result, path, self._transformed(_get_at(result, path), transform, path))
+        return result
+
+    def _transformed(self, current: Any, transform: Any, path: Path) -> Any:
+        if transform is firestore.SERVER_TIMESTAMP:
+            return self.clock()
+        if isinstance(transform, firestore.Increment | firestore.Maximum | firestore.Minimum):
+            operand = transform.value
+            if not _is_number(current):
+                return operand
+            if isinstance(transform, firestore.Increment):
+                return current + operand
+            pick = max if isinstance(transform, firestore.Maximum) else min
+            return current if pick(current, operand) == current else operand
+        items = list(current) if isinstance(current, list) else []
+        values = [_plain(value, path) for value in transform.values]
+        if isinstance(transform, firestore.ArrayUnion):
+            for value in values:
+                if not any(_same(value, item) for item in items):
+                    items.append(value)
+            return items
+        return [item for item in items if not any(_same(item, value) for value in values)]
+
+    def _store(self, path: str, document: dict[str, Any] | None,
+               event: bool = True) -> datetime.datetime:
+        assert document is not None  # only a delete makes None
         before = self.documents.get(path, {}).get("state")
-        document = self.documents.setdefault(path, {})
+        self.documents[path] = document
         self.created.setdefault(path, self.clock())
-        for name, value in self._resolved(fields).items():
-            if value is firestore.DELETE_FIELD:
-                document.pop(name, None)
-            else:
-                document[name] = value
         self.versions[path] = self.next_version()
         if event:
             self.events.append((path, before))
         return self.versions[path]
 
+    def _delete(self, path: str) -> None:
+        self.documents.pop(path, None)
+        self.versions.pop(path, None)
+        self.created.pop(path, None)
+
     def next_version(self) -> datetime.datetime:
         return VERSIONS + datetime.timedelta(microseconds=next(self._writes))
 
-    def _resolved(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        return {name: self.clock() if value is firestore.SERVER_TIMESTAMP else copy.deepcopy(value)
-                for name, value in fields.items()}
+
+def _extract(
+    fields: Mapping[str, Any], *, expand_dots: bool
+) -> tuple[dict[Path, Any], list[Path], dict[Path, Any]]:
+    """A write's fields as Firestore's client splits them: the values at their paths (maps walked
+    down to their leaves; an empty map is a value), the paths to delete, and the transforms."""
+    values: dict[Path, Any] = {}
+    deletes: list[Path] = []
+    transforms: dict[Path, Any] = {}
+
+    def walk(path: Path, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for name, item in value.items():
+                walk((*path, _name(name)), item)
+        elif value is firestore.DELETE_FIELD:
+            deletes.append(path)
+        elif value is firestore.SERVER_TIMESTAMP or isinstance(value, _TRANSFORMS):
+            transforms[path] = value
+        else:
+            values[path] = _plain(value, path)
+
+    for name, value in fields.items():
+        walk(_field_path(name) if expand_dots else (_name(name),), value)
+    return values, deletes, transforms
+
+
+def _name(name: object) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"a field name must be a string, got {name!r}")
+    return name
+
+
+def _field_path(name: object) -> Path:
+    return tuple(FieldPath.from_string(_name(name)).parts)
+
+
+def _plain(value: Any, path: Path) -> Any:
+    """A copy of a value to store, refusing the sentinels Firestore refuses there (in arrays)."""
+    if isinstance(value, dict):
+        return {_name(name): _plain(item, (*path, name)) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, path) for item in value]
+    if isinstance(value, Sentinel | _ValueList | _NumericValue):
+        raise ValueError(f"{_sentinel(value)} at {_dotted(path)} is not supported by MemoryStore: "
+                         "Firestore takes transforms and sentinels only as field values, not in "
+                         "arrays")
+    return copy.deepcopy(value)
+
+
+def _sentinel(value: object) -> str:
+    for name in ("DELETE_FIELD", "SERVER_TIMESTAMP"):
+        if value is getattr(firestore, name):
+            return name
+    return type(value).__name__
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(path) or "(the document)"
+
+
+def _set_at(document: dict[str, Any], path: Path, value: Any) -> None:
+    for name in path[:-1]:
+        if not isinstance(document.get(name), dict):
+            document[name] = {}
+        document = document[name]
+    document[path[-1]] = value
+
+
+def _get_at(document: Mapping[str, Any], path: Path) -> Any:
+    value: Any = document
+    for name in path:
+        if not isinstance(value, dict) or name not in value:
+            return _MISSING
+        value = value[name]
+    return value
+
+
+def _delete_at(document: dict[str, Any], path: Path) -> None:
+    parent = _get_at(document, path[:-1])
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _same(a: object, b: object) -> bool:
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _array_contains(array: object, value: object) -> bool:
+    """Firestore's array-contains: only an array's items match."""
+    return isinstance(array, list) and any(_same(item, value) for item in array)
 
 
 class RecordingWaker:
