@@ -1,16 +1,19 @@
 """firetasks: a job queue on Firestore documents, processed by Python Cloud Functions."""
 
 from firetasks.config import TaskQueue
-from firetasks.enqueue import NewTask, add_tasks, create_with_tasks
+from firetasks.enqueue import add_tasks, create_with_tasks
 from firetasks.errors import FiretasksError, InvalidTask, PermanentError, RetryAfter
-from firetasks.limits import Rate, limited_triggers
+from firetasks.flow import limited_triggers
+from firetasks.handler import Task
+from firetasks.limits import Rate
+from firetasks.new_task import NewTask
 from firetasks.periodic import periodic_trigger, periodic_triggers
 from firetasks.processor import TaskProcessor, task_trigger
 from firetasks.recovery import sweep, sweep_trigger
 from firetasks.registry import ClientAccess, HandlerRegistry
 from firetasks.retention import RetentionPolicy
 from firetasks.retry import RetryPolicy
-from firetasks.task import State, Task
+from firetasks.task import State
 from firetasks.wakeup import wake_trigger
 
 __all__ = [

@@ -14,7 +14,7 @@ AUDIT_COLLECTION = "firetasksAudit"
 class Actor:
     uid: str | None
     email: str | None
-    via: str  # "dashboard" or "cli"
+    via: str  # "dashboard", "cli" or "kit" (MemoryQueue)
 
 
 def entry_ref(client: firestore.Client) -> firestore.DocumentReference:

@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import datetime
 import getpass
-import importlib
 import json
 import os
 import sys
@@ -22,18 +21,13 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import client_rules, db, operations, queries
+from firetasks import cli_format, cli_project, client_rules, db, operations, queries
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
-from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
 from firetasks.indexes import index_config, merged
 from firetasks.queries import TaskFilter
-from firetasks.registry import HandlerRegistry
 from firetasks.task import State
-
-COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25),
-           ("error", 60)]  # the error of a failed or retrying task, shortened
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `run`: the command's run_* function (its parser's default), which returns the status
         if getattr(args, "offline", False):
             return cast(int, args.run(None, args))
-        args.queue = _queue(args.queue)
+        args.queue = cli_project.find_queue(args.queue)
         client = firestore.Client(project=db.find_project(args.project),
                                   database=args.queue.database)
         return cast(int, args.run(client, args))
@@ -146,9 +140,9 @@ def run_list(client: firestore.Client, args: argparse.Namespace) -> int:
                                      cursor=args.cursor)
     rows = [queries.summary(snapshot) for snapshot in page]
     if args.json:
-        _print_json({"tasks": rows, "next": after})
+        cli_format.print_json({"tasks": rows, "next": after})
         return 0
-    _table(rows)
+    cli_format.table(rows)
     if after:
         print(f"\nmore: firetasks list ... --cursor {after}")
     return 0
@@ -160,7 +154,7 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
         raise TaskNotFound(f"no task at {args.path}")
     task = queries.detail(snapshot)
     if args.json:
-        _print_json(task)
+        cli_format.print_json(task)
         return 0
     fields = task["fields"]
     for name in ("type", "action", "state", "attempts", "createdAt", "startedAt", "finishedAt",
@@ -194,7 +188,7 @@ def run_retry(client: firestore.Client, args: argparse.Namespace) -> int:
     done = operations.bulk_retry(client, args.queue, where, confirm=confirm, actor=_actor(),
                                  max_attempts=args.max_attempts)
     if args.json:
-        _print_json(done)
+        cli_format.print_json(done)
     elif confirm is None:
         for path in done["paths"]:
             print(f"{path}: would retry")
@@ -222,7 +216,7 @@ def run_prune(client: firestore.Client, args: argparse.Namespace) -> int:
                             dry_run=args.dry_run,
                             progress=lambda line: print(line, file=sys.stderr, flush=True))
     if args.json:
-        _print_json(dataclasses.asdict(done))
+        cli_format.print_json(dataclasses.asdict(done))
     elif args.dry_run:
         print(f"{done.matched} finished task(s) would be deleted")
     else:
@@ -242,7 +236,7 @@ def _duration(text: str) -> datetime.timedelta:
 def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
     figures = queries.stats(client, args.queue, utc_now())
     if args.json:
-        _print_json(figures)
+        cli_format.print_json(figures)
         return 0
     cap = figures["countCap"]
 
@@ -266,7 +260,7 @@ def run_stats(client: firestore.Client, args: argparse.Namespace) -> int:
 def run_rules(client: firestore.Client | None, args: argparse.Namespace) -> int:
     if not args.handlers:
         raise BadRequest("rules: give --handlers MODULE (the module whose `registry` to follow)")
-    registry = _registry(args.handlers)
+    registry = cli_project.find_registry(args.handlers)
     if not (args.write or args.check):
         print(client_rules.rules_function(registry, indent=""))
         return 0
@@ -275,9 +269,9 @@ def run_rules(client: firestore.Client | None, args: argparse.Namespace) -> int:
 
 
 def run_indexes(client: firestore.Client | None, args: argparse.Namespace) -> int:
-    queue = _queue(args.queue)
+    queue = cli_project.find_queue(args.queue)
     if not (args.write or args.check):
-        _print_json(index_config(queue))
+        cli_format.print_json(index_config(queue))
         return 0
     return _generated(args, f"the indexes of {', '.join(queue.collections)}",
                       lambda text: json.dumps(merged(json.loads(text), queue), indent=2) + "\n")
@@ -304,36 +298,6 @@ def _generated(args: argparse.Namespace, what: str, update: Callable[[str], str]
     return 0
 
 
-def _queue(spec: str | None) -> TaskQueue:
-    if not spec:
-        return TaskQueue()
-    module, _, name = spec.partition(":")
-    try:
-        queue = getattr(_import(module), name or "queue")
-    except (ImportError, AttributeError) as exc:
-        raise BadRequest(f"--queue {spec}: not an importable MODULE:NAME ({exc})") from exc
-    if not isinstance(queue, TaskQueue):
-        raise BadRequest(f"--queue {spec}: {type(queue).__name__} is not a TaskQueue")
-    return queue
-
-
-def _import(module: str) -> Any:
-    """A module of the user's functions source, found from the current directory as with
-    `python -m` (run the command in the folder holding main.py)."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    return importlib.import_module(module)
-
-
-def _registry(module: str) -> HandlerRegistry:
-    try:
-        registry: HandlerRegistry = _import(module).registry
-    except (ImportError, AttributeError) as exc:
-        raise BadRequest(f"--handlers {module}: not an importable module with a `registry` "
-                         f"({exc})") from exc
-    return registry
-
-
 def _act(refs: list[Any], action: Any, as_json: bool) -> int:
     """Apply `action` to each task; report each outcome; exit 2 if any could not be done."""
     outcomes, failed = [], False
@@ -343,45 +307,8 @@ def _act(refs: list[Any], action: Any, as_json: bool) -> int:
         except (IllegalTransition, TaskNotFound) as exc:
             outcomes.append({"path": ref.path, "error": str(exc)})
             failed = True
-    _report(outcomes, as_json)
+    cli_format.report(outcomes, as_json)
     return 2 if failed else 0
-
-
-def _report(outcomes: list[dict[str, Any]], as_json: bool) -> None:
-    if as_json:
-        _print_json(outcomes)
-        return
-    for outcome in outcomes:
-        if "error" in outcome:
-            print(f"{outcome['path']}: {outcome['error']}")
-        elif "would" in outcome:
-            print(f"{outcome['path']}: would {outcome['would']}")
-        else:
-            print(f"{outcome['path']}: {outcome['before']} -> {outcome['after']}")
-    print(f"{len(outcomes)} task(s)")
-
-
-def _table(rows: list[dict[str, Any]]) -> None:
-    print(" ".join(f"{name.upper():{width}}" for name, width in COLUMNS))
-    for row in rows:
-        cells = [row["path"], f"{row['type']}.{row['action']}", row["state"],
-                 str(row.get("attempts") or 0), row.get("createdAt") or "", _error_cell(row)]
-        print(" ".join(f"{cell:{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True))
-              .rstrip())
-    print(f"{len(rows)} task(s)")
-
-
-def _error_cell(row: dict[str, Any]) -> str:
-    error = row.get("error")
-    if row["state"] not in (State.FAILED, State.RETRYING) or not isinstance(error, dict):
-        return ""
-    text = " ".join(f"{error.get('type', 'Error')}: {error.get('message', '')}".split())
-    width = COLUMNS[-1][1]
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _actor() -> Actor:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from firetasks.db import DEFAULT_DATABASE
 from firetasks.registry import HandlerRegistry
+from firetasks.task import DEFAULT_COLLECTIONS
 
-DEFAULT_COLLECTIONS = ("tasks",)
 DEFAULT_TIMEOUT_SEC = 300
 LEASE_MARGIN = datetime.timedelta(seconds=60)  # the platform's own slack beyond the timeout
 _COLLECTION_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -49,6 +49,12 @@ class TaskQueue:
     @property
     def lease(self) -> datetime.timedelta:
         return datetime.timedelta(seconds=self.timeout_sec) + LEASE_MARGIN
+
+    def lease_of(self, type: str, action: str) -> datetime.timedelta:
+        """How long an attempt of the handler may run before the sweeper takes it for crashed:
+        its own `lease`, else the queue's."""
+        registration = self.registry.lookup(type, action)
+        return (registration and registration.lease) or self.lease
 
     def document(self, collection: str | None = None) -> str:
         """The trigger's path pattern for the tasks of `collection` (the first by default) under

@@ -28,21 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks.store import with_backoff
+from firetasks.clock import Clock, utc_now
+from firetasks.conditional import delete_if_unchanged, put_if_unchanged, read_all
 
 SLOTS_COLLECTION = "firetasksKeySlots"  # {type.action}~{key digest}/firetasksKeySlot/{i}
 SLOT_GROUP = "firetasksKeySlot"  # a collection group of its own: the sweeper queries it
-MAX_KEY_CONCURRENCY = 100  # slots read by each take: one read each
 TAKE_ATTEMPTS = 4  # a take that lost every race leaves its task to a release
-
-
-def limit_key(handler: str, key: str) -> str:
-    """The `limitKey` of a waiting task: its handler and key."""
-    return f"{handler}:{key}"
 
 
 @dataclass(frozen=True)
@@ -57,8 +51,10 @@ class Slot:
 class KeySlots:
     """Takes and releases the slots of a handler's keys."""
 
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, sleep: Callable[[float], None] = time.sleep,
+                 clock: Clock = utc_now) -> None:
         self.sleep = sleep
+        self.clock = clock
 
     def take(self, client: firestore.Client, key: str, count: int, holder: DocumentReference,
              lease: datetime.timedelta) -> Slot | None:
@@ -66,9 +62,8 @@ class KeySlots:
         parent = client.collection(SLOTS_COLLECTION).document(key_id(key))
         refs = [parent.collection(SLOT_GROUP).document(str(i)) for i in range(count)]
         for _ in range(TAKE_ATTEMPTS):
-            now = datetime.datetime.now(datetime.UTC)
-            free = [snapshot for snapshot in with_backoff(lambda: list(client.get_all(refs)))
-                    if _is_free(snapshot, now)]
+            now = self.clock()
+            free = [snapshot for snapshot in read_all(client, refs) if _is_free(snapshot, now)]
             if not free:
                 return None
             chosen = random.choice(free)  # spread contending takes over the free slots
@@ -81,7 +76,7 @@ class KeySlots:
 
     def release(self, slot: Slot) -> None:
         """Free the slot, unless it was reclaimed after its lease since."""
-        _delete_if_unchanged(slot.ref, slot.version)
+        delete_if_unchanged(slot.ref, slot.version)
 
 
 def reclaim_expired(
@@ -93,33 +88,11 @@ def reclaim_expired(
     reclaimed = 0
     for snapshot in (client.collection_group(SLOT_GROUP)
                      .where(filter=firestore.FieldFilter("until", "<", now)).stream()):
-        if not _delete_if_unchanged(snapshot.reference, snapshot.update_time):
+        if not delete_if_unchanged(snapshot.reference, snapshot.update_time):
             continue  # taken again meanwhile
         reclaimed += 1
         wake(client.document(str(snapshot.get("holder"))), str(snapshot.get("key")))
     return reclaimed
-
-
-def put_if_unchanged(snapshot: Any, fields: dict[str, Any]) -> Any:
-    """Write `fields` over the document read as `snapshot` (create it, if it did not exist) if
-    it is still as read: the new version, or None if another write came first."""
-    ref = snapshot.reference
-    option = firestore.Client.write_option(last_update_time=snapshot.update_time)
-    try:
-        result = with_backoff(lambda: ref.update(fields, option=option) if snapshot.exists
-                              else ref.create(fields))
-    except (exceptions.FailedPrecondition, exceptions.Conflict, exceptions.NotFound):
-        return None
-    return result.update_time
-
-
-def _delete_if_unchanged(ref: DocumentReference, version: Any) -> bool:
-    option = firestore.Client.write_option(last_update_time=version)
-    try:
-        with_backoff(lambda: ref.delete(option=option))
-    except (exceptions.FailedPrecondition, exceptions.NotFound):
-        return False
-    return True
 
 
 def _is_free(snapshot: Any, now: datetime.datetime) -> bool:

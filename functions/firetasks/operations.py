@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import audit, db, queries, workflow
+from firetasks import audit, db, queries, transitions, workflow
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
+from firetasks.conditional import MAX_BATCH_WRITES
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskChanged, TaskNotFound
 from firetasks.queries import TaskFilter
 from firetasks.record import TaskRecord
-from firetasks.retention import DEFAULT_RETENTION, EXPIRE_AT, retained
-from firetasks.store import MAX_BATCH_WRITES, FirestoreStore, TaskStore, with_backoff
-from firetasks.task import FINAL_STATES, MAX_ATTEMPTS_LIMIT, State, check_transition
+from firetasks.retention import DEFAULT_RETENTION, EXPIRE_AT
+from firetasks.store import FirestoreStore, TaskStore
+from firetasks.task import FINAL_STATES, MAX_ATTEMPTS_LIMIT, State
 
 
 def retry(
@@ -43,21 +42,15 @@ def retry(
     if_version: datetime.datetime | None = None,
     store: TaskStore | None = None,
 ) -> dict[str, Any]:
-    """Move a completed, failed or cancelled task back to `scheduled`, with a fresh attempt
-    budget (of `max_attempts` if given). History and the attempt count are kept. `runAt` becomes
-    the retry's time: should its trigger event be lost, the sweeper finds it by that. Its
-    `expireAt` goes: a task that is not finished never expires. The dependents that its failure
-    ended go back to `waiting` (firetasks.workflow): `reopened` counts them, if any."""
+    """Move a completed, failed or cancelled task back to `scheduled` (a task that runs after
+    others: to `waiting` for them), with a fresh attempt budget (of `max_attempts` if given);
+    see transitions.operator_retry. The dependents that its failure ended go back to `waiting`
+    (firetasks.workflow): `reopened` counts them, if any."""
     if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise ValueError(f"max_attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}")
-    changes: dict[str, Any] = {"state": State.SCHEDULED.value,
-                               "runAt": firestore.SERVER_TIMESTAMP,
-                               EXPIRE_AT: firestore.DELETE_FIELD}
-    if max_attempts is not None:
-        changes["maxAttempts"] = max_attempts
     store = store or FirestoreStore()
-    outcome = _transition(ref, lambda record: (State.SCHEDULED, changes), "retry", actor,
-                          if_state, if_version, store)
+    outcome = _transition(ref, lambda record: transitions.operator_retry(record, max_attempts),
+                          "retry", actor, if_state, if_version, store)
     reopened = workflow.reopen(ref, store) if outcome["before"] != State.COMPLETED else 0
     return outcome | ({"reopened": reopened} if reopened else {})
 
@@ -76,13 +69,9 @@ def cancel(
     instead of being retried. A task cancelled at once expires by its handler's retention in
     `queue` (default: DEFAULT_RETENTION), from `now`."""
 
-    def plan(record: TaskRecord) -> tuple[State, dict[str, Any]]:
-        if record.state == State.RUNNING:  # the running invocation owns the task: leave a note
-            return State.CANCELLED, {"cancelRequested": True}
+    def plan(record: TaskRecord) -> dict[str, Any]:
         policy = queue.registry.retention(record.type, record.action) if queue else None
-        return State.CANCELLED, retained(
-            {"state": State.CANCELLED.value, "finishedAt": firestore.SERVER_TIMESTAMP},
-            policy or DEFAULT_RETENTION, now or utc_now())
+        return transitions.operator_cancel(record, now or utc_now(), policy or DEFAULT_RETENTION)
 
     return _transition(ref, plan, "cancel", actor, if_state, if_version, store)
 
@@ -123,7 +112,7 @@ def bulk_retry(
     return {"count": len(matches), "retried": len(retried), "paths": retried}
 
 
-Plan = Callable[[TaskRecord], tuple[State, dict[str, Any]]]
+Plan = Callable[[TaskRecord], dict[str, Any]]  # an operator's move (firetasks.transitions)
 
 
 def _transition(
@@ -135,7 +124,7 @@ def _transition(
     if_version: datetime.datetime | None,
     store: TaskStore | None,
 ) -> dict[str, Any]:
-    """Apply `plan(current state)`, the state it leads to and the changes, to the version read.
+    """Apply `plan(the task as read)`, the changes of a move, to the version read.
     Returns the state before and after; raises IllegalTransition where the machine forbids it and
     TaskChanged where the task is not (or no longer) what the operator saw."""
     store = store or FirestoreStore()
@@ -148,16 +137,14 @@ def _transition(
                           "reload it")
     if if_state is not None and state != if_state:
         raise TaskChanged(f"{ref.path} is {state} now, not {if_state}: reload it")
-    target, changes = plan(record)
-    check_transition(state, target)
+    changes = plan(record)
     outcome = {"before": state, "after": changes.get("state", state)}
     entry = None if actor is None else audit.entry(actor, action, ref.path, outcome)
-    store.transition(record, changes | {"updatedAt": firestore.SERVER_TIMESTAMP}, entry)
+    store.transition(record, changes, entry)
     return outcome
 
 
 PRUNE_BATCH = MAX_BATCH_WRITES // 2  # tasks per batch: each delete has its audit record
-Snapshot = firestore.DocumentSnapshot[DocumentReference]
 
 
 @dataclasses.dataclass
@@ -176,66 +163,55 @@ def prune(
     dry_run: bool = False,
     now: datetime.datetime | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    store: TaskStore | None = None,
 ) -> PruneReport:
     """Delete the finished tasks of the queue's collections whose `expireAt` has passed, or, with
     `older_than`, those that finished longer ago than that: in batches of PRUNE_BATCH tasks and
     their audit records, each delete conditional on the version read (a task retried meanwhile is
     kept). Tasks that are not finished are never read or deleted. `dry_run` only counts."""
     now = now or utc_now()
+    store = store or FirestoreStore()
     report = PruneReport()
     for collection in queue.collections:
         for state in sorted(FINAL_STATES):
-            batch: list[Snapshot] = []
-            for snapshot in _prunable(client, queue, collection, state, older_than, now):
+            batch: list[TaskRecord] = []
+            for record in _prunable(client, queue, store, collection, state, older_than, now):
                 report.matched += 1
-                batch.append(snapshot)
+                batch.append(record)
                 if len(batch) == PRUNE_BATCH:
-                    _delete(client, batch, state, actor, dry_run, report, progress)
+                    _delete(store, batch, state, actor, dry_run, report, progress)
                     batch = []
-            _delete(client, batch, state, actor, dry_run, report, progress)
+            _delete(store, batch, state, actor, dry_run, report, progress)
     return report
 
 
 def _prunable(
     client: firestore.Client,
     queue: TaskQueue,
+    store: TaskStore,
     collection: str,
     state: State,
     older_than: datetime.timedelta | None,
     now: datetime.datetime,
-) -> Iterator[Snapshot]:
+) -> Iterator[TaskRecord]:
     """The `state` tasks of `collection` to prune, by `finishedAt` (the stats' index; `expireAt`
     has none): finished before `now - older_than`, or expired. A task expires no sooner than the
     shortest retention of its state allows, so only tasks finished before that are read."""
     if older_than is None:
-        policies = [queue.registry.retention(*name.split(".", 1))
-                    for name in queue.registry.names()]
-        kept = [policy.kept(state) for policy in [*policies, DEFAULT_RETENTION]]
-        before = now - min((k for k in kept if k is not None), default=datetime.timedelta())
+        shortest = queue.registry.shortest_retention(state)
+        before = now - (shortest or datetime.timedelta())
     else:
         before = now - older_than
-    query = (client.collection_group(collection)
-             .where(filter=firestore.FieldFilter("state", "==", state.value))
-             .where(filter=firestore.FieldFilter("finishedAt", "<", before))
-             .order_by("finishedAt").order_by("__name__"))
-    while True:
-        page = with_backoff(functools.partial(_page, query))
-        for snapshot in page:
-            expiry = (snapshot.to_dict() or {}).get(EXPIRE_AT)
+    for page in store.scan(client, collection, state.value, "finishedAt", before):
+        for record in page:
+            expiry = record.fields.get(EXPIRE_AT)
             if older_than is not None or (isinstance(expiry, datetime.datetime) and expiry <= now):
-                yield snapshot
-        if len(page) < PRUNE_BATCH:
-            return
-        query = query.start_after(page[-1])
-
-
-def _page(query: Any) -> list[Snapshot]:
-    return list(query.limit(PRUNE_BATCH).stream())
+                yield record
 
 
 def _delete(
-    client: firestore.Client,
-    snapshots: list[Snapshot],
+    store: TaskStore,
+    records: list[TaskRecord],
     state: State,
     actor: Actor,
     dry_run: bool,
@@ -244,32 +220,23 @@ def _delete(
 ) -> None:
     """Delete one batch of tasks with an audit record each; should one have changed since it was
     read, each is deleted on its own, and the changed ones kept."""
-    if not snapshots:
+    if not records:
         return
     if dry_run:
-        progress(f"would delete {len(snapshots)} {state.value} task(s), e.g. "
-                 f"{snapshots[0].reference.path}")
+        progress(f"would delete {len(records)} {state.value} task(s), e.g. {records[0].path}")
         return
 
-    def commit(group: list[Snapshot]) -> None:
-        batch = client.batch()
-        for snapshot in group:
-            batch.delete(snapshot.reference, option=firestore.Client.write_option(
-                last_update_time=snapshot.update_time))
-            batch.create(audit.entry_ref(client), audit.entry(
-                actor, "prune", snapshot.reference.path, {"before": state.value,
-                                                          "after": "deleted"}))
-        with_backoff(batch.commit)
+    def entry(record: TaskRecord) -> dict[str, Any]:
+        return audit.entry(actor, "prune", record.path, {"before": state.value,
+                                                         "after": "deleted"})
 
-    try:
-        commit(snapshots)
-        report.deleted += len(snapshots)
-    except (exceptions.FailedPrecondition, exceptions.NotFound):
-        for snapshot in snapshots:
-            try:
-                commit([snapshot])
+    if store.delete_all_if_unchanged(records, [entry(record) for record in records]):
+        report.deleted += len(records)
+    else:
+        for record in records:
+            if store.delete_all_if_unchanged([record], [entry(record)]):
                 report.deleted += 1
-            except (exceptions.FailedPrecondition, exceptions.NotFound):
+            else:
                 report.changed += 1
     progress(f"deleted {report.deleted} task(s) so far, the last {state.value}: "
-             f"{snapshots[-1].reference.path}")
+             f"{records[-1].path}")

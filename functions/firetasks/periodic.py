@@ -23,16 +23,15 @@ from typing import Any, Unpack, cast
 
 import flask
 from firebase_functions import logger, scheduler_fn
-from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
 from firetasks.clock import utc_now
 from firetasks.config import TaskQueue
-from firetasks.enqueue import NewTask
+from firetasks.new_task import NewTask
 from firetasks.schedule import Schedule
-from firetasks.store import with_backoff
+from firetasks.store import FirestoreStore, TaskStore
 from firetasks.trigger_options import SweepTriggerOptions
 
 PERIODIC_COLLECTION = "firetasksPeriodic"  # one parent document per periodic handler
@@ -87,15 +86,13 @@ def schedule_of(queue: TaskQueue, type: str, action: str) -> Schedule:
 
 def tick(
     client: firestore.Client, queue: TaskQueue, type: str, action: str,
-    now: datetime.datetime | None = None,
+    now: datetime.datetime | None = None, *, store: TaskStore | None = None,
 ) -> DocumentReference | None:
     """Create the task of the periodic handler's latest firing at or before `now`; the new task,
     or None if that firing's task exists already (a repeated tick)."""
     fire = firing(queue, type, action, now or utc_now())
     ref = client.document(fire.path(queue))
-    try:
-        with_backoff(lambda: ref.create(fire.document()))
-    except exceptions.AlreadyExists:
+    if not (store or FirestoreStore()).create_task(ref, fire.document()):
         logger.debug("periodic task exists", path=ref.path, fireTime=fire.at.isoformat())
         return None
     logger.info("periodic task created", path=ref.path, fireTime=fire.at.isoformat())
@@ -103,11 +100,12 @@ def tick(
 
 
 def tick_all(
-    client: firestore.Client, queue: TaskQueue, now: datetime.datetime | None = None
+    client: firestore.Client, queue: TaskQueue, now: datetime.datetime | None = None, *,
+    store: TaskStore | None = None,
 ) -> list[DocumentReference]:
     """Tick every periodic handler of the queue (what `make dev` does once a minute); the tasks
     created."""
-    created = [tick(client, queue, type, action, now)
+    created = [tick(client, queue, type, action, now, store=store)
                for type, action, _ in queue.registry.schedules()]
     return [ref for ref in created if ref is not None]
 

@@ -35,16 +35,15 @@ import flask
 from firebase_functions import logger, scheduler_fn
 from google.cloud import firestore
 
-from firetasks import db, key_slots
+from firetasks import db
+from firetasks.clock import utc_now
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
 from firetasks.task import FINAL_STATES, State
 from firetasks.trigger_options import SweepTriggerOptions
 
 STALE_AFTER = datetime.timedelta(minutes=2)  # far beyond a trigger's usual delivery delay
-PAGE = 300  # documents per query page
 BUDGET = datetime.timedelta(seconds=50)  # per sweep: one a minute, each done before the next
-SWEEP_COLLECTION = "firetasksSweeper"  # one document per tasks collection: the scan marks
 # The scans from a mark: its name in the marks document, the state and the time field scanned.
 # Unclaimed `scheduled` tasks by `createdAt` and `runAt` (woken); `waiting` tasks by `createdAt`
 # (settled, in case their create event was lost); finished tasks by `finishedAt` (their waiting
@@ -71,116 +70,99 @@ def sweep(
     collections: Iterable[str] | None = None,
     now: datetime.datetime | None = None,
     budget: datetime.timedelta = BUDGET,
+    reclaim: bool = True,
 ) -> SweepReport:
-    now = now or datetime.datetime.now(datetime.UTC)
+    """One sweep of the queue's collections (all by default) at `now`, through the processor's
+    store; `reclaim`: free key slots too (firetasks.key_slots)."""
+    now = now or utc_now()
     stale = now - STALE_AFTER
     report = SweepReport()
+    store = processor.store
     deadline = time.monotonic() + budget.total_seconds()
     for collection in processor.queue.collections if collections is None else collections:
-        tasks = client.collection_group(collection)
-        for snapshot in _pages(_where(tasks, State.RUNNING, "leaseExpiresAt", now), report,
-                               deadline):
-            record = TaskRecord.from_snapshot(snapshot)
-            if record is not None and processor.expire(record) is not None:
+        scans = store.scan(client, collection, State.RUNNING.value, "leaseExpiresAt", now)
+        for record in _records(scans, report, deadline):
+            if processor.expire(record) is not None:
                 report.expired += 1
-        for snapshot in _pages(_where(tasks, State.RETRYING, "runAt", stale), report, deadline):
-            if processor.waker.wake_at(snapshot.reference, now):
+        scans = store.scan(client, collection, State.RETRYING.value, "runAt", stale)
+        for record in _records(scans, report, deadline):
+            if processor.waker.wake_at(record.ref, now):
                 report.rewoken += 1
-        marks_ref = client.collection(SWEEP_COLLECTION).document(collection)
-        marks = marks_ref.get().to_dict() or {}
-        moved = {name: _scan(client, tasks, state, field, marks.get(name), now, report,
-                             deadline, _action(processor, state, now, report))
+        marks = store.marks(client, collection)
+        moved = {name: _scan(processor, client, collection, state, field, marks.get(name), now,
+                             report, deadline)
                  for name, state, field in SCANS}
         moved = {name: mark for name, mark in moved.items() if mark != marks.get(name)}
         if moved:
-            marks_ref.set(moved, merge=True)
-    report.reclaimed = key_slots.reclaim_expired(
-        client, now, processor.start_waiting)
+            store.save_marks(client, collection, moved)
+    if reclaim:
+        report.reclaimed = processor.flow.reclaim(client, now)
     logger.info("sweep done", expired=report.expired, rewoken=report.rewoken,
                 settled=report.settled, reclaimed=report.reclaimed, read=report.read,
                 finished=report.finished)
     return report
 
 
-Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
-
-
 def _scan(
+    processor: TaskProcessor,
     client: firestore.Client,
-    tasks: firestore.CollectionGroup,
+    collection: str,
     state: State,
     field: str,
     mark: dict[str, Any] | None,
     now: datetime.datetime,
     report: SweepReport,
     deadline: float,
-    act: Callable[[Snapshot], bool],
 ) -> dict[str, Any] | None:
-    """`act` on each `state` task whose `field` passed STALE_AFTER since `mark`; the new mark:
+    """Act on each `state` task whose `field` passed STALE_AFTER since `mark`; the new mark:
     the last task dealt with. An act that fails (False) keeps the mark before its task: the next
     sweep tries again."""
-    query = _where(tasks, state, field, now - STALE_AFTER)
-    if mark is not None:
-        query = query.start_after({field: mark["at"], "__name__": client.document(mark["path"])})
-    for snapshot in _pages(query, report, deadline):
-        if not act(snapshot):
+    act = _action(processor, state, now, report)
+    after = None if mark is None else (mark["at"], mark["path"])
+    scans = processor.store.scan(client, collection, state.value, field, now - STALE_AFTER, after)
+    for record in _records(scans, report, deadline):
+        if not act(record):
             report.finished = False
             break
-        mark = {"at": snapshot.get(field), "path": snapshot.reference.path}
+        mark = {"at": record.fields.get(field), "path": record.path}
     return mark
 
 
 def _action(
     processor: TaskProcessor, state: State, now: datetime.datetime, report: SweepReport
-) -> Callable[[Snapshot], bool]:
+) -> Callable[[TaskRecord], bool]:
     """What a scan does to each task it finds in `state`."""
 
-    def wake_unclaimed(snapshot: Snapshot) -> bool:
+    def wake_unclaimed(record: TaskRecord) -> bool:
         """A due `scheduled` task with a handler gets a wake-up (one with a later `runAt` is
         the `runAt` scan's)."""
-        fields = snapshot.to_dict() or {}
-        run_at = fields.get("runAt")
-        waiting = isinstance(run_at, datetime.datetime) and run_at > now - STALE_AFTER
-        handled = processor.registry.lookup(str(fields.get("type")),
-                                            str(fields.get("action"))) is not None
+        run_at = record.run_at
+        waiting = run_at is not None and run_at > now - STALE_AFTER
+        handled = processor.registry.lookup(record.type, record.action) is not None
         if handled and not waiting:
-            if not processor.waker.wake_at(snapshot.reference, now):
+            if not processor.waker.wake_at(record.ref, now):
                 return False
             report.rewoken += 1
         return True
 
-    def settle(snapshot: Snapshot) -> bool:
-        record = TaskRecord.from_snapshot(snapshot)
-        if record is not None:
-            report.settled += (processor.settle(record) if state == State.WAITING
-                               else processor.settle_dependents(record))
+    def settle(record: TaskRecord) -> bool:
+        report.settled += (processor.settle(record) if state == State.WAITING
+                           else processor.settle_dependents(record))
         return True
 
     return wake_unclaimed if state == State.SCHEDULED else settle
 
 
-def _where(
-    tasks: firestore.CollectionGroup, state: State, field: str, before: datetime.datetime
-) -> Any:
-    return (tasks.where(filter=firestore.FieldFilter("state", "==", state.value))
-            .where(filter=firestore.FieldFilter(field, "<", before))
-            .order_by(field).order_by("__name__"))
-
-
-def _pages(
-    query: Any, report: SweepReport, deadline: float
-) -> Iterator[firestore.DocumentSnapshot[firestore.DocumentReference]]:
-    """Every document of `query`, a page at a time, until the deadline passes."""
-    while True:
+def _records(
+    pages: Iterator[list[TaskRecord]], report: SweepReport, deadline: float
+) -> Iterator[TaskRecord]:
+    """Every task of `pages`, a page at a time, until the deadline passes."""
+    for page in pages:
         if time.monotonic() > deadline:
             report.finished = False
             return
-        page = list(query.limit(PAGE).stream())
         report.read += len(page)
         yield from page
-        if len(page) < PAGE:
-            return
-        query = query.start_after(page[-1])
 
 
 def sweep_trigger(

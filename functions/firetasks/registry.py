@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from firetasks.handler import Task
 from firetasks.limits import Limits, Rate
 from firetasks.retention import DEFAULT_RETENTION, RetentionPolicy
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
 from firetasks.schedule import Schedule
-from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, Task
+from firetasks.task import ACTION_PATTERN, TYPE_PATTERN
 
 Handler = Callable[[Task], Any]
 
@@ -163,6 +164,14 @@ class HandlerRegistry:
         """How long the handler's finished tasks are kept (the default for an unknown one)."""
         registration = self.lookup(type, action)
         return registration.retention if registration else DEFAULT_RETENTION
+
+    def shortest_retention(self, state: str) -> datetime.timedelta | None:
+        """The shortest time any handler (or the default) keeps a finished `state` task; None if
+        all keep it for ever."""
+        kept = [policy.kept(state) for policy in [
+            *(registration.retention for registration in self._registrations.values()),
+            DEFAULT_RETENTION]]
+        return min((k for k in kept if k is not None), default=None)
 
     def names(self) -> list[str]:
         return sorted(f"{type}.{action}" for type, action in self._registrations)

@@ -1,35 +1,36 @@
 """Every read and write of task documents, behind one interface: `FirestoreStore` in production
 and in the emulator suite, `firetasks.testing.MemoryStore` in users' unit tests.
 
-Writes are conditional on the version read (the document's update time), never transactions: the
-Firestore emulator (and, less readily, production) aborts transactions that contend on one
-document, so contenders could all fail. A conditional write never aborts; of several writers of
-one version exactly one wins. Only transient errors are retried, with jittered backoff.
+Writes are conditional on the version read (firetasks.conditional): of several writers of one
+version exactly one wins. The sweeper's scans, pruning and periodic ticks go through it too, so
+the test kit runs the real sweeper, prune and tick on its own store.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+import datetime
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import audit, db
+from firetasks.conditional import (
+    MAX_BATCH_WRITES,
+    Write,
+    commit,
+    with_backoff,
+    write_if_unchanged,
+)
 from firetasks.errors import TaskChanged, TaskNotFound
 from firetasks.record import TaskRecord
 from firetasks.staging import StagedWrites
 from firetasks.task import LIMIT_KEY, WAKE_STATES
 
-T = TypeVar("T")
-TRANSIENT = (exceptions.Aborted, exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
-             exceptions.InternalServerError, exceptions.TooManyRequests)
-ATTEMPTS = 6
-BACKOFF = 0.05  # seconds; doubled per attempt, fully jittered so contenders spread out
-MAX_BATCH_WRITES = 500  # Firestore's limit on the writes of one batch
+PAGE = 300  # documents per page of a scan
+SWEEP_COLLECTION = "firetasksSweeper"  # one document per tasks collection: the sweeper's marks
 IN_LIMIT = 30  # Firestore's limit on the values of a query's `in` clauses (their product)
 
 
@@ -96,6 +97,29 @@ class TaskStore(Protocol):
         document naming the task: atomically, all of them or none. Raises
         google.api_core.exceptions.Conflict if any of them exists."""
 
+    def scan(
+        self, client: firestore.Client, group: str, state: str, field: str,
+        before: datetime.datetime, start_after: tuple[Any, str] | None = None,
+    ) -> Iterator[list[TaskRecord]]:
+        """In the database of `client`, pages of the tasks of collection group `group` in
+        `state` whose `field` is before `before`, by `field` then path, after `start_after` (a
+        value of `field` and a path)."""
+
+    def create_task(self, ref: DocumentReference, fields: Mapping[str, Any]) -> bool:
+        """Create the task document unless it exists: whether it was created."""
+
+    def delete_all_if_unchanged(
+        self, records: Sequence[TaskRecord], audit_entries: Sequence[Mapping[str, Any]]
+    ) -> bool:
+        """Delete the tasks, with an audit record each, in one batch, only if none changed
+        since it was read: False (and nothing written) if one did."""
+
+    def marks(self, client: firestore.Client, name: str) -> dict[str, Any]:
+        """The sweeper's scan marks for the tasks collection `name` (firetasks.recovery)."""
+
+    def save_marks(self, client: firestore.Client, name: str, marks: Mapping[str, Any]) -> None:
+        """Keep the sweeper's marks that moved."""
+
 
 class FirestoreStore:
     """Tasks in Firestore, through the client of the references it is given."""
@@ -106,54 +130,27 @@ class FirestoreStore:
     def write_if_unchanged(
         self, ref: DocumentReference, version: Any, fields: Mapping[str, Any]
     ) -> Any | None:
-        option = _unchanged_since(version)
-        try:
-            result = with_backoff(lambda: ref.update(dict(fields), option=option))
-        except (exceptions.FailedPrecondition, exceptions.NotFound):
-            return None
-        return result.update_time
+        return write_if_unchanged(ref, version, fields)
 
     def commit_if_unchanged(
         self, ref: DocumentReference, version: Any, fields: Mapping[str, Any],
         staged: StagedWrites,
     ) -> Any | None:
-        if not len(staged):
-            return self.write_if_unchanged(ref, version, fields)
-
-        def commit() -> Any:
-            batch = db.client_of(ref).batch()
-            batch.update(ref, dict(fields), option=_unchanged_since(version))
-            staged.apply(batch)
-            return batch.commit()
-
-        try:
-            results = with_backoff(commit)
-        except (exceptions.FailedPrecondition, exceptions.NotFound):
-            current = self.read(ref)  # the task's precondition, or a staged update's target?
-            if current is None or current.version != version:
-                return None
-            raise
-        return results[0].update_time
+        versions = commit([Write("update", ref, fields, if_version=version), *staged])
+        if versions is not None:
+            return versions[0]
+        current = self.read(ref)  # the task's precondition, or a staged write's?
+        if current is None or current.version != version:
+            return None
+        raise exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
+            "a staged write could not apply: a document to create exists, one to update is "
+            "missing, or one changed since its version was read")
 
     def write_all_if_unchanged(
         self, changes: Sequence[tuple[TaskRecord, Mapping[str, Any]]]
     ) -> bool:
-        if len(changes) > MAX_BATCH_WRITES:
-            raise ValueError(f"{len(changes)} tasks do not fit one atomic batch")
-        if not changes:
-            return True
-
-        def commit() -> None:
-            batch = db.client_of(changes[0][0].ref).batch()
-            for record, fields in changes:
-                batch.update(record.ref, dict(fields), option=_unchanged_since(record.version))
-            batch.commit()
-
-        try:
-            with_backoff(commit)
-        except (exceptions.FailedPrecondition, exceptions.NotFound):
-            return False
-        return True
+        return commit([Write("update", record.ref, fields, if_version=record.version)
+                       for record, fields in changes]) is not None
 
     def read_all(self, refs: Sequence[DocumentReference]) -> list[TaskRecord | None]:
         if not refs:
@@ -200,20 +197,13 @@ class FirestoreStore:
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None
     ) -> None:
         client = db.client_of(record.ref)
-
-        def commit() -> None:
-            batch = client.batch()
-            batch.update(record.ref, dict(changes), option=_unchanged_since(record.version))
-            if audit_entry is not None:
-                batch.create(audit.entry_ref(client), dict(audit_entry))
-            batch.commit()
-
-        try:
-            with_backoff(commit)
-        except exceptions.FailedPrecondition as exc:
-            raise TaskChanged(f"another write changed {record.path} first: reload it") from exc
-        except exceptions.NotFound as exc:
-            raise TaskNotFound(f"no task at {record.path}") from exc
+        writes = [Write("update", record.ref, changes, if_version=record.version)]
+        if audit_entry is not None:
+            writes.append(Write("create", audit.entry_ref(client), audit_entry))
+        if commit(writes) is None:
+            if self.read(record.ref) is None:
+                raise TaskNotFound(f"no task at {record.path}")
+            raise TaskChanged(f"another write changed {record.path} first: reload it")
 
     def create(
         self,
@@ -241,22 +231,52 @@ class FirestoreStore:
         return refs
 
 
+    def scan(
+        self, client: firestore.Client, group: str, state: str, field: str,
+        before: datetime.datetime, start_after: tuple[Any, str] | None = None,
+    ) -> Iterator[list[TaskRecord]]:
+        query = (client.collection_group(group)
+                 .where(filter=firestore.FieldFilter("state", "==", state))
+                 .where(filter=firestore.FieldFilter(field, "<", before))
+                 .order_by(field).order_by("__name__"))
+        if start_after is not None:
+            query = query.start_after({field: start_after[0],
+                                       "__name__": client.document(start_after[1])})
+        while True:
+            page = with_backoff(lambda: list(query.limit(PAGE).stream()))  # noqa: B023
+            yield [record for record in map(TaskRecord.from_snapshot, page) if record]
+            if len(page) < PAGE:
+                return
+            query = query.start_after(page[-1])
+
+    def create_task(self, ref: DocumentReference, fields: Mapping[str, Any]) -> bool:
+        try:
+            with_backoff(lambda: ref.create(dict(fields)))
+        except exceptions.AlreadyExists:
+            return False
+        return True
+
+    def delete_all_if_unchanged(
+        self, records: Sequence[TaskRecord], audit_entries: Sequence[Mapping[str, Any]]
+    ) -> bool:
+        if not records:
+            return True
+        client = db.client_of(records[0].ref)
+        return commit([
+            *(Write("delete", record.ref, if_version=record.version) for record in records),
+            *(Write("create", audit.entry_ref(client), entry) for entry in audit_entries),
+        ]) is not None
+
+    def marks(self, client: firestore.Client, name: str) -> dict[str, Any]:
+        snapshot = with_backoff(client.collection(SWEEP_COLLECTION).document(name).get)
+        return snapshot.to_dict() or {}
+
+    def save_marks(self, client: firestore.Client, name: str, marks: Mapping[str, Any]) -> None:
+        ref = client.collection(SWEEP_COLLECTION).document(name)
+        with_backoff(lambda: ref.set(dict(marks), merge=True))
+
+
 def new_refs(
     collection: firestore.CollectionReference, ids: Sequence[str | None]
 ) -> list[DocumentReference]:
     return [collection.document(id) if id else collection.document() for id in ids]
-
-
-def with_backoff(call: Callable[[], T]) -> T:
-    """`call()`, tried again after a transient error, ATTEMPTS times in all."""
-    for attempt in range(ATTEMPTS - 1):
-        try:
-            return call()
-        except TRANSIENT:
-            time.sleep(random.uniform(0, BACKOFF * 2 ** attempt))
-    return call()
-
-
-def _unchanged_since(version: Any) -> Any:
-    """A precondition: the document's update time is still `version`."""
-    return firestore.Client.write_option(last_update_time=version)

@@ -1,25 +1,15 @@
-"""The task document: its states, its fields, and the rules a document must follow to be run."""
+"""The task document: its states, its fields, and the rules a document must follow to be run.
+(How its state changes: firetasks.transitions; what a handler receives: firetasks.handler.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from typing import Any, TypeGuard
 
-from google.cloud import firestore
-from google.cloud.firestore import DocumentReference
-
-from firetasks import db
-from firetasks.errors import IllegalTransition, InvalidTask
-from firetasks.staging import StagedWrites
-
-if TYPE_CHECKING:
-    from firetasks.enqueue import NewTask
-    from firetasks.progress import Progress
+from firetasks.errors import InvalidTask
 
 
 class State(StrEnum):
@@ -32,23 +22,7 @@ class State(StrEnum):
     CANCELLED = "cancelled"
 
 
-# The state machine, in one place. Clients create `scheduled` tasks (`waiting` ones if they name
-# tasks to run after: released to `scheduled`, or ended by their failure policy, and brought back to
-# `waiting` when an operator retries the dependency that failed them); the processor claims them
-# (`running`) and ends each attempt; operators cancel waiting tasks and retry finished ones. An
-# atomic handler's attempt is never claimed: it ends straight from `scheduled` or `retrying`.
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.WAITING: frozenset({State.SCHEDULED, State.FAILED, State.CANCELLED}),
-    State.SCHEDULED: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
-                                State.CANCELLED}),
-    State.RETRYING: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
-                               State.CANCELLED}),
-    State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
-    State.COMPLETED: frozenset({State.SCHEDULED}),
-    State.FAILED: frozenset({State.SCHEDULED, State.WAITING}),
-    State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
-}
-
+STATES = frozenset(state.value for state in State)
 # A trigger event acts only on `scheduled`: every other state is the processor's own write (or an
 # operator's), which keeps the function's writes from looping. A wake-up also runs `retrying`.
 TRIGGER_STATES = frozenset({State.SCHEDULED})
@@ -58,15 +32,26 @@ FINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 
 def is_state(value: object) -> TypeGuard[str]:
     """True for one of the States' strings (and safe for any value a document may hold)."""
-    return isinstance(value, str) and value in TRANSITIONS
+    return isinstance(value, str) and value in STATES
 
 
-def check_transition(old: object, new: State) -> None:
-    """Raise IllegalTransition unless the state machine allows moving from `old` to `new`."""
-    if not is_state(old) or new not in TRANSITIONS[State(old)]:
-        raise IllegalTransition(f"a {old} task cannot become {new}")
+def handler_name(type: str, action: str) -> str:
+    """A handler's name, `type.action`: how logs, limits, the dashboard and the CLI name it."""
+    return f"{type}.{action}"
 
 
+def split_handler_name(name: str) -> tuple[str, str]:
+    """`type` and `action` of a handler's name (the action may be dotted)."""
+    type, _, action = name.partition(".")
+    return type, action
+
+
+def limit_key(handler: str, key: str) -> str:
+    """The `limitKey` of a task waiting for its handler's limits per key: handler and key."""
+    return f"{handler}:{key}"
+
+
+DEFAULT_COLLECTIONS = ("tasks",)  # the tasks subcollection's id, unless a TaskQueue names others
 REQUIRED_FIELDS = ("type", "action", "state", "data")
 CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested", "after", "onDependencyFailure", "key")
 DEPENDENCY_POLICIES = ("fail", "run", "skip")  # what a failed dependency does to its dependents
@@ -185,89 +170,3 @@ def _describe(value: object) -> str:
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     return f"{type(value).__name__} {text}"
-
-
-@dataclass(frozen=True)
-class Task:
-    """What a handler receives: one attempt at one task."""
-
-    ref: DocumentReference
-    type: str
-    action: str
-    data: dict[str, Any]
-    attempt: int
-    staged: StagedWrites | None = field(default=None, repr=False, compare=False)
-    after: tuple[str, ...] = ()
-    read_all: Callable[[list[DocumentReference]], list[Any]] | None = field(
-        default=None, repr=False, compare=False)  # the processor's store, for dependencies
-    spawned: list[tuple[DocumentReference, NewTask]] = field(
-        default_factory=list, repr=False, compare=False)
-    reporter: Progress | None = field(default=None, repr=False, compare=False)
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        """Report how far the attempt has come (0 to 1), with a word on what it is doing: shown
-        live in the dashboard, written at most every 2 s (firetasks.progress)."""
-        if self.reporter is not None:
-            self.reporter.report(fraction, message)
-
-    def spawn(self, task: NewTask, *, after: Sequence[str] | None = None) -> DocumentReference:
-        """Add a task beside this one, created in the same write as this attempt's completion:
-        it exists if and only if the attempt completed. `after` may name this task, its siblings
-        and other spawned tasks (by key). The new task's ref."""
-        if task.unique == "global":
-            raise ValueError("spawned tasks take keys unique under their parent only")
-        if after is not None:
-            task = dataclasses.replace(task, after=tuple(after))
-        siblings = self.ref.parent
-        ref = cast(DocumentReference,
-                   siblings.document(task.id) if task.id else siblings.document())
-        self.spawned.append((ref, task))
-        return ref
-
-    def dependency_results(self) -> dict[str, Any]:
-        """The `result` of each task this one runs after, by id (None for one without)."""
-        return {id: record.fields.get("result") if record else None
-                for id, record in self._dependencies().items()}
-
-    def dependency_errors(self) -> dict[str, Any]:
-        """The `error` of each task this one runs after that did not complete (a dependent with
-        `onDependencyFailure: "run"` runs anyway, and can see why)."""
-        return {id: record.fields.get("error") for id, record in self._dependencies().items()
-                if record is not None and record.state != State.COMPLETED}
-
-    def _dependencies(self) -> dict[str, Any]:
-        if self.read_all is None or not self.after:
-            return {}
-        refs = [self.ref.parent.document(id) for id in self.after]
-        return dict(zip(self.after, self.read_all(refs), strict=True))
-
-    @property
-    def writes(self) -> StagedWrites:
-        """Where an atomic handler stages its Firestore writes: committed with the task's outcome,
-        exactly once (firetasks.staging)."""
-        if self.staged is None:
-            raise TypeError(f"task.writes is for atomic handlers: register '{self.name}' with "
-                            "atomic=True, or write through task.client")
-        return self.staged
-
-    @property
-    def id(self) -> str:
-        return cast(str, self.ref.id)  # google-cloud-firestore leaves these unannotated
-
-    @property
-    def path(self) -> str:
-        return cast(str, self.ref.path)
-
-    @property
-    def client(self) -> firestore.Client:
-        """The client that reads this task; handlers use it for their own reads and writes."""
-        return db.client_of(self.ref)
-
-    @property
-    def parent(self) -> DocumentReference | None:
-        """The document that owns the tasks subcollection (e.g. the order), None at the root."""
-        return cast(DocumentReference | None, self.ref.parent.parent)
-
-    @property
-    def name(self) -> str:
-        return f"{self.type}.{self.action}"

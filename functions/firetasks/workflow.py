@@ -32,21 +32,22 @@ import datetime
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+from firetasks import transitions
 from firetasks.record import TaskRecord
-from firetasks.retention import EXPIRE_AT, RetentionPolicy, retained
+from firetasks.retention import RetentionPolicy
 from firetasks.store import TaskStore
 from firetasks.task import FINAL_STATES, State
+from firetasks.transitions import DEPENDENCY_FAILED
 
-DEPENDENCY_FAILED = "DependencyFailed"
-RetentionOf = Callable[[TaskRecord], RetentionPolicy]  # a finished task's retention, by handler
+RetentionOf = Callable[[TaskRecord], RetentionPolicy]  # a task's retention, by its handler
 CYCLE_READS = 500  # tasks read at most looking for a cycle through waiting dependencies
 
 
 def dependency_ids(record: TaskRecord) -> list[str]:
-    return [str(id) for id in record.fields.get("after") or []]
+    after = record.fields.get("after")
+    return [str(id) for id in after] if isinstance(after, list) else []
 
 
 def dependency_refs(record: TaskRecord) -> list[DocumentReference]:
@@ -56,13 +57,6 @@ def dependency_refs(record: TaskRecord) -> list[DocumentReference]:
 
 def policy_of(record: TaskRecord) -> str:
     return str(record.fields.get("onDependencyFailure") or "fail")
-
-
-def released() -> dict[str, Any]:
-    """A settled dependent's release. `runAt` = now lets the sweeper find it should the release's
-    event be lost, as an operator's retry does."""
-    return {"state": State.SCHEDULED.value, "runAt": firestore.SERVER_TIMESTAMP,
-            "updatedAt": firestore.SERVER_TIMESTAMP}
 
 
 def dependency_failed(dependency: TaskRecord) -> dict[str, str]:
@@ -75,48 +69,56 @@ def dependency_failed(dependency: TaskRecord) -> dict[str, str]:
                        f"{what}{reason}"}
 
 
-def ended_by(policy: str, error: dict[str, str]) -> dict[str, Any]:
-    """A dependent ended by a failed dependency (policy "fail" or "skip"), or an invalid one."""
-    state = State.CANCELLED if policy == "skip" else State.FAILED
-    return {"state": state.value, "error": error, "finishedAt": firestore.SERVER_TIMESTAMP,
-            "updatedAt": firestore.SERVER_TIMESTAMP}
-
-
 def after_dependency(
-    dependent: TaskRecord, finished: TaskRecord, store: TaskStore
+    dependent: TaskRecord, finished: TaskRecord, store: TaskStore, now: datetime.datetime,
+    retention: RetentionPolicy,
 ) -> dict[str, Any] | None:
-    """What a waiting dependent becomes now that `finished` has: None while it waits on."""
+    """What a waiting dependent becomes now that `finished` has: None while it waits on. A
+    dependency that is gone was a finished task that retention deleted: it counts as completed
+    (its dependent was checked when it arrived)."""
     policy = policy_of(dependent)
     if finished.state != State.COMPLETED and policy != "run":
-        return ended_by(policy, dependency_failed(finished))
+        return transitions.end_by_dependency(dependent, policy, dependency_failed(finished), now,
+                                             retention)
     refs = dependency_refs(dependent)
     wanted = FINAL_STATES if policy == "run" else frozenset({State.COMPLETED})
-    if store.count_in(refs, [state.value for state in wanted]) == len(refs):
-        return released()
-    return None
+    done = store.count_in(refs, [state.value for state in wanted])
+    if done < len(refs):  # the rest unfinished, or gone?
+        done += len(refs) - store.count_in(refs, [state.value for state in State])
+    return transitions.release(dependent, now) if done == len(refs) else None
 
 
-def on_arrival(waiting: TaskRecord, store: TaskStore) -> dict[str, Any] | None:
-    """What a waiting task becomes when first seen (its create event, or the sweeper): invalid if
-    it names itself, unknown tasks or a cycle; else settled as far as its dependencies allow."""
+def on_arrival(
+    waiting: TaskRecord, store: TaskStore, now: datetime.datetime, retention: RetentionPolicy,
+    *, first: bool = True,
+) -> dict[str, Any] | None:
+    """What a waiting task becomes when seen: invalid if it names itself, or `first` seen (its
+    create event, or the sweeper standing in for it), unknown tasks or a cycle; else settled as
+    far as its dependencies allow. Seen again (reopened, or retried by an operator), a dependency
+    that is gone was deleted by retention once finished, and counts as completed."""
     ids = dependency_ids(waiting)
     if waiting.ref.id in ids:
-        return ended_by("fail", invalid(f"'after' names the task itself ({waiting.ref.id})"))
+        return transitions.invalid(
+            waiting, f"'after' names the task itself ({waiting.ref.id})", now, retention)
     dependencies = store.read_all(dependency_refs(waiting))
     unknown = [id for id, record in zip(ids, dependencies, strict=True) if record is None]
-    if unknown:
-        return ended_by("fail", invalid(f"'after' names unknown task(s): {', '.join(unknown)}"))
-    cycle = find_cycle(waiting, [record for record in dependencies if record is not None], store)
+    if unknown and first:
+        return transitions.invalid(
+            waiting, f"'after' names unknown task(s): {', '.join(unknown)}", now, retention)
+    found = [record for record in dependencies if record is not None]
+    cycle = find_cycle(waiting, found, store)
     if cycle:
-        return ended_by("fail", invalid(f"'after' makes a cycle: {' -> '.join(cycle)}"))
+        return transitions.invalid(
+            waiting, f"'after' makes a cycle: {' -> '.join(cycle)}", now, retention)
     policy = policy_of(waiting)
-    states = [record.state for record in dependencies if record is not None]
-    failed = [record for record in dependencies
-              if record is not None and record.state in (State.FAILED, State.CANCELLED)]
+    failed = [record for record in found if record.state in (State.FAILED, State.CANCELLED)]
     if failed and policy != "run":
-        return ended_by(policy, dependency_failed(failed[0]))
+        return transitions.end_by_dependency(waiting, policy, dependency_failed(failed[0]), now,
+                                             retention)
     wanted = FINAL_STATES if policy == "run" else {State.COMPLETED}
-    return released() if all(state in wanted for state in states) else None
+    if all(record.state in wanted for record in found):
+        return transitions.release(waiting, now)
+    return None
 
 
 def find_cycle(
@@ -139,13 +141,8 @@ def find_cycle(
     return None
 
 
-def invalid(message: str) -> dict[str, str]:
-    return {"type": "InvalidTask", "message": message}
-
-
 def settle_dependents(
-    finished: TaskRecord, store: TaskStore, retention: RetentionOf,
-    now: datetime.datetime,
+    finished: TaskRecord, store: TaskStore, retention: RetentionOf, now: datetime.datetime,
 ) -> int:
     """Settle the waiting dependents of a task that just finished; how many were written.
 
@@ -158,9 +155,9 @@ def settle_dependents(
         return 0
     written = 0
     for dependent in dependents:
-        fields = after_dependency(dependent, current, store)
-        if fields is not None and store.write_if_unchanged(
-                dependent.ref, dependent.version, retained(fields, retention(dependent), now)):
+        fields = after_dependency(dependent, current, store, now, retention(dependent))
+        if fields is not None and store.write_if_unchanged(dependent.ref, dependent.version,
+                                                           fields):
             written += 1
     return written
 
@@ -169,19 +166,15 @@ def reopen(ref: DocumentReference, store: TaskStore) -> int:
     """Bring back to `waiting` the dependents that the task at `ref` ended when it failed and, in
     turn, theirs: an operator retried it. All in one batch, conditional on the versions read, so
     that none of them, arriving `waiting`, finds another one still failed. How many."""
-    found: list[TaskRecord] = []
+    found: dict[str, TaskRecord] = {}
     frontier = [ref]
     while frontier:
         dependency = frontier.pop()
         for dependent in store.dependents(dependency, [State.FAILED.value, State.CANCELLED.value]):
-            error = dependent.fields.get("error") or {}
-            if (error.get("type") == DEPENDENCY_FAILED and error.get("dependency") == dependency.id
-                    and dependent.path not in {record.path for record in found}):
-                found.append(dependent)
+            if transitions.ended_by(dependent, dependency.id) and dependent.path not in found:
+                found[dependent.path] = dependent
                 frontier.append(dependent.ref)
-    waiting = {"state": State.WAITING.value, "error": firestore.DELETE_FIELD,
-               "finishedAt": firestore.DELETE_FIELD, "updatedAt": firestore.SERVER_TIMESTAMP,
-               EXPIRE_AT: firestore.DELETE_FIELD}
-    if found and store.write_all_if_unchanged([(record, waiting) for record in found]):
-        return len(found)
+    changes = [(record, transitions.reopen(record)) for record in found.values()]
+    if changes and store.write_all_if_unchanged(changes):
+        return len(changes)
     return 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from firetasks.enqueue import NewTask, add_tasks, task_id
+from firetasks.enqueue import NewTask, add_tasks
 from firetasks.errors import InvalidTask
+from firetasks.new_task import task_id
 from firetasks.registry import HandlerRegistry
 from firetasks.testing import MemoryQueue
 

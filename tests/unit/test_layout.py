@@ -1,5 +1,6 @@
 """The module map of docs/architecture.md is true: it lists every module of firetasks/, in
-layers, each importing only modules listed above it (imports for type checking only aside)."""
+layers, each importing only modules listed above it (imports for type checking included: no
+import cycle), and each module and class stays short enough to read in one sitting."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ def listed_modules() -> list[str]:
 
 
 def imported(module: str) -> set[str]:
-    """The firetasks modules `module` imports at run time."""
+    """The firetasks modules `module` imports, anywhere in it (`if TYPE_CHECKING:` included)."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     found: set[str] = set()
-    for node in tree.body:  # top level only: `if TYPE_CHECKING:` blocks are skipped
+    for node in ast.walk(tree):
         if not isinstance(node, ast.ImportFrom):
             continue
         if node.module == "firetasks":
@@ -43,3 +44,32 @@ def test_each_module_imports_only_modules_listed_above_it():
                             if name in listed and listed.index(name) > listed.index(module))
              for module in listed}
     assert {module: names for module, names in wrong.items() if names} == {}
+
+
+MAX_MODULE_LINES = 350
+MAX_CLASS_LINES = 200
+
+
+def test_no_module_is_longer_than_a_sitting():
+    lengths = {path.name: len(path.read_text().splitlines()) for path in PACKAGE.glob("*.py")}
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_no_class_is_longer_than_a_sitting():
+    long = {}
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno:
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_CLASS_LINES:
+                    long[f"{path.name}:{node.name}"] = length
+    assert long == {}
+
+
+def test_a_type_checking_import_that_runs_back_up_is_seen(tmp_path, monkeypatch):
+    """The check reads `if TYPE_CHECKING:` blocks too (they used to hide an import cycle)."""
+    (tmp_path / "low.py").write_text("from typing import TYPE_CHECKING\n"
+                                     "if TYPE_CHECKING:\n    from firetasks.high import X\n")
+    (tmp_path / "high.py").write_text("")
+    monkeypatch.setitem(globals(), "PACKAGE", tmp_path)
+    assert imported("low") == {"high"}

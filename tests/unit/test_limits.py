@@ -11,7 +11,8 @@ import pytest
 
 import main
 from firetasks import HandlerRegistry, NewTask, Rate, RetryPolicy, Task, limited_triggers
-from firetasks.limits import Limits, dispatch_id, function_name
+from firetasks.flow import dispatch_id, function_name
+from firetasks.limits import Limits
 from firetasks.testing import MemoryQueue
 
 

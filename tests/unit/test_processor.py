@@ -7,7 +7,6 @@ import datetime
 import itertools
 
 import pytest
-from google.cloud import firestore
 
 from firetasks import (
     HandlerRegistry,
@@ -15,11 +14,9 @@ from firetasks import (
     PermanentError,
     RetryAfter,
     RetryPolicy,
-    State,
     Task,
 )
 from firetasks.errors import IllegalTransition, TaskChanged
-from firetasks.processor import HISTORY_LIMIT, after_failure, ended, history, honour_cancel
 from firetasks.testing import MemoryQueue
 
 QUICK = RetryPolicy(max_attempts=3, min_delay=1.0, max_delay=4.0, jitter=0.0)
@@ -161,35 +158,7 @@ def test_operators_retry_with_a_fresh_budget_and_exactly_one_wins(queue):
     assert queue.retry(ref, if_version=seen.version) == {"before": "failed", "after": "scheduled"}
     with pytest.raises(TaskChanged):
         queue.retry(ref, if_version=seen.version)
-    with pytest.raises(IllegalTransition, match="a scheduled task cannot become scheduled"):
+    with pytest.raises(IllegalTransition, match="a scheduled task cannot be retried"):
         queue.retry(ref)
     queue.run()
     assert (queue.get(ref).state, queue.get(ref).attempts) == ("failed", 2)
-
-
-def test_after_failure_retries_within_the_budget_then_fails():
-    retrying = after_failure(None, 1, ERROR, QUICK, NOW)
-    assert retrying["state"] == "retrying"
-    assert retrying["runAt"] == NOW + datetime.timedelta(seconds=1)
-    assert after_failure(None, 3, ERROR, QUICK, NOW)["state"] == "failed"
-    assert after_failure(5, 3, ERROR, QUICK, NOW)["state"] == "retrying"  # the task's own budget
-    assert after_failure(None, 1, ERROR, QUICK, NOW, permanent=True)["state"] == "failed"
-    assert after_failure(None, 1, ERROR, QUICK, NOW, delay=-5)["runAt"] == NOW
-
-
-def test_honour_cancel_keeps_a_completed_attempt():
-    completed = ended(State.COMPLETED, result=1)
-    assert honour_cancel(True, completed) is completed
-    retrying = after_failure(None, 1, ERROR, QUICK, NOW)
-    cancelled = honour_cancel(True, retrying)
-    assert cancelled["state"] == "cancelled"
-    assert "runAt" not in cancelled
-    assert cancelled["cancelRequested"] is firestore.DELETE_FIELD
-    assert honour_cancel(False, retrying) is retrying
-
-
-def test_history_keeps_the_last_attempts():
-    previous = [{"attempt": n} for n in range(1, 31)]
-    kept = history(previous, 31, NOW, NOW, {"state": "completed"})
-    assert len(kept) == HISTORY_LIMIT
-    assert [entry["attempt"] for entry in kept][-2:] == [30, 31]

@@ -9,8 +9,8 @@ import pytest
 from google.cloud import firestore
 
 from firetasks import HandlerRegistry, NewTask, Task
-from firetasks.processor import claim_fields
 from firetasks.testing import MemoryQueue
+from firetasks.transitions import claim
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_a_new_attempt_starts_without_the_old_progress(queue):
     queue.processor.process(queue.get(ref))
     retrying = queue.get(ref)
     assert (retrying.state, retrying.fields["progress"]["message"]) == ("retrying", "step 5 of 5")
-    claim = claim_fields(retrying, queue.clock(), datetime.timedelta(minutes=1))
-    assert claim["progress"] is firestore.DELETE_FIELD
+    claimed = claim(retrying, queue.clock(), datetime.timedelta(minutes=1))
+    assert claimed["progress"] is firestore.DELETE_FIELD
 
 
 def test_an_atomic_handler_s_progress_is_written_with_its_outcome_only(queue):

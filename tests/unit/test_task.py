@@ -2,16 +2,16 @@ import datetime
 
 import pytest
 
+from firetasks.errors import IllegalTransition
 from firetasks.task import (
     MAX_TASK_BYTES,
-    IllegalTransition,
     InvalidTask,
     State,
-    check_transition,
     document_size,
     problems,
     validate,
 )
+from firetasks.transitions import check
 
 
 def good(**changes):
@@ -79,7 +79,7 @@ def test_states_are_the_documented_strings():
      ("scheduled", "completed"), ("retrying", "retrying")],  # an atomic attempt: no claim
 )
 def test_the_state_machine_allows(old, new):
-    check_transition(old, State(new))
+    check(old, State(new))
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_the_state_machine_allows(old, new):
 )
 def test_the_state_machine_refuses(old, new):
     with pytest.raises(IllegalTransition, match=f"cannot become {new}"):
-        check_transition(old, State(new))
+        check(old, State(new))
 
 
 def test_document_size_follows_firestore_s_rules():

@@ -1,0 +1,247 @@
+"""Running one attempt: in claim mode (claim, run, write the outcome conditional on the claim) or
+in atomic mode (run unclaimed, commit the outcome with the staged writes conditional on the version
+delivered). Calling the handler, staging the tasks it spawns, and ending the attempt through
+firetasks.transitions.
+
+Claim mode: the claim is a write conditional on the very version the processor saw, so a duplicate
+or stale delivery finds a newer version and loses it; so does a second invocation racing for the
+same event, and so does a cancel that came first. The final write is conditional on the claim's own
+version; if the task changed meanwhile (a cancel request), it is read again and written
+conditionally on that version, as long as this invocation still owns the attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from firebase_functions import logger
+from google.api_core import exceptions
+
+from firetasks import transitions, workflow
+from firetasks.clock import Clock
+from firetasks.conditional import Write
+from firetasks.config import TaskQueue
+from firetasks.enqueue import check_new
+from firetasks.errors import PermanentError, RetryAfter
+from firetasks.flow import FlowControl
+from firetasks.handler import Task
+from firetasks.new_task import NewTask
+from firetasks.progress import Progress
+from firetasks.record import TaskRecord
+from firetasks.registry import Registration
+from firetasks.staging import StagedWrites
+from firetasks.store import TaskStore
+from firetasks.task import State
+from firetasks.transitions import Ending
+from firetasks.wakeup import Waker
+
+FINISH_TRIES = 5  # re-reads of a task that changed while running before its outcome is dropped
+
+
+class Attempts:
+    """Runs attempts of the queue's handlers."""
+
+    def __init__(self, queue: TaskQueue, store: TaskStore, clock: Clock, waker: Waker,
+                 flow: FlowControl) -> None:
+        self.queue = queue
+        self.store = store
+        self.clock = clock
+        self.waker = waker
+        self.flow = flow
+
+    def run_claimed(self, record: TaskRecord, registration: Registration,
+                    stamp: dict[str, Any], hand_over: bool = False) -> None:
+        """Claim the task and run the attempt. `hand_over` (a handler limited to a concurrency,
+        admitted by its queue): the attempt's outcome is committed with the claim of the
+        handler's oldest waiting task, which then runs here, in the slot this attempt held,
+        while the function's timeout leaves room for another lease."""
+        lease = self.queue.lease_of(record.type, record.action)
+        began = time.monotonic()
+        started = self.clock()
+        claim = transitions.claim(record, started, lease) | stamp
+        claimed = self.store.write_if_unchanged(record.ref, record.version, claim)
+        if claimed is None:
+            logger.info("skip processing task, changed by another write", **record.describe())
+        while claimed is not None:
+            context = record.describe() | {"state": State.RUNNING.value}
+            progress = Progress(record.ref, claimed, self.store, self.clock)
+            task = self._task(record, claim["attempts"], progress)
+            spawns = StagedWrites()
+            ending = self._call(record, registration, task, started, context, spawns)
+            used = task.attempt - claim["retryBase"]
+            running = dataclasses.replace(
+                record, fields={**record.fields, "state": State.RUNNING.value}, version=claimed)
+            outcome = self._end(running, registration, ending, used, progress.final())
+            room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
+            waiting = (self.flow.hand_over_candidates(record, registration)
+                       if hand_over and room else [])
+            handed = self._hand_over(record, progress.version, outcome, spawns, waiting, lease)
+            final = outcome if handed else self._finish(
+                running, progress.version, registration, ending, used, progress.final(),
+                context, spawns)
+            if final is not None:
+                logger.info("end processing task", outcome=final["state"], **context)
+                self._wake_if_retrying(record, final)
+            if handed is None:
+                return
+            record, claim, claimed = handed
+            started = self.clock()
+            logger.info("claimed: handed over by the attempt before it", **record.describe())
+
+    def run_atomic(self, record: TaskRecord, registration: Registration,
+                   stamp: dict[str, Any]) -> None:
+        """Run an atomic handler unclaimed, then commit its staged writes with the outcome in one
+        batch conditional on the version delivered (firetasks.staging): of several deliveries of
+        one version, one commits; the others, and stale ones, write nothing."""
+        context = record.describe()
+        started = self.clock()
+        progress = Progress(record.ref, record.version, self.store, self.clock, writes=False)
+        attempt = record.attempts + 1
+        task = self._task(record, attempt, progress, StagedWrites())
+        ending = self._call(record, registration, task, started, context, task.writes)
+        fields = transitions.atomic_commit(record, ending, registration.retry,
+                                           registration.retention, extra=progress.final()) | stamp
+        completed = fields["state"] == State.COMPLETED
+        try:
+            version = self.store.commit_if_unchanged(
+                record.ref, record.version, fields, task.writes if completed else StagedWrites())
+        except Exception as exc:  # a staged write could not apply: the attempt failed
+            logger.error("error committing staged writes", error=repr(exc), **context)
+            failed = _failed(ending, exc, self.clock())
+            fields = transitions.atomic_commit(record, failed, registration.retry,
+                                               registration.retention) | stamp
+            version = self.store.write_if_unchanged(record.ref, record.version, fields)
+        if version is None:
+            logger.info("outcome dropped: the task changed since this delivery (a duplicate or "
+                        "stale event); nothing staged was written", **context)
+            return
+        logger.info("end processing task", outcome=fields["state"], **context)
+        self._wake_if_retrying(record, fields)
+
+    def _task(self, record: TaskRecord, attempt: int, reporter: Progress,
+              staged: StagedWrites | None = None) -> Task:
+        return Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
+                    attempt=attempt, staged=staged, after=tuple(workflow.dependency_ids(record)),
+                    read_all=self.store.read_all, reporter=reporter)
+
+    def _call(self, record: TaskRecord, registration: Registration, task: Task,
+              started: datetime.datetime, context: dict[str, Any],
+              effects: StagedWrites) -> Ending:
+        """Call the handler: how the attempt ended. The tasks it spawns are staged in `effects`,
+        to be created with a completion only."""
+        created = record.fields.get("createdAt") or record.created
+        context["attempt"] = task.attempt
+        latency = {"latencyMs": round((started - created).total_seconds() * 1000)} if isinstance(
+            created, datetime.datetime) else {}
+        logger.info("start processing task", **latency, **context)
+        try:
+            result = json_result(spawned_result(task, registration.handler(task)))
+            self._stage_spawns(task, effects)
+        except Exception as exc:  # a handler's failure belongs in the task, not in the function
+            logger.error("error processing task", error=repr(exc), **context)
+            return _failed(Ending(task.attempt, started, started), exc, self.clock())
+        finished = self.clock()
+        context["durationMs"] = round((finished - started).total_seconds() * 1000, 1)
+        return Ending(task.attempt, started, finished, result=result)
+
+    def _stage_spawns(self, task: Task, effects: StagedWrites) -> None:
+        """Stage the creates of the tasks the handler spawned: checked as the enqueue helper
+        checks (the spawning task counts as existing: it completes in the same write); a keyed
+        one that exists already (from an earlier attempt) is not created again."""
+        if not task.spawned:
+            return
+        news = [new for _, new in task.spawned]
+        check_new(news, task.ref.parent, self.store, known=[task.id])
+        keyed = [ref for ref, new in task.spawned if new.id is not None]
+        taken = {found.path for found in self.store.read_all(keyed) if found is not None}
+        for ref, new in task.spawned:
+            if ref.path not in taken:
+                effects.create(ref, new.document() | {"spawnedBy": task.id})
+
+    def _end(self, running: TaskRecord, registration: Registration, ending: Ending, used: int,
+             extra: dict[str, Any]) -> dict[str, Any]:
+        return transitions.end_attempt(running, ending, registration.retry,
+                                       registration.retention, used=used, extra=extra)
+
+    def _hand_over(
+        self, record: TaskRecord, claimed: Any, outcome: dict[str, Any], spawns: StagedWrites,
+        waiting: Sequence[TaskRecord], lease: datetime.timedelta,
+    ) -> tuple[TaskRecord, dict[str, Any], Any] | None:
+        """Commit the attempt's outcome (as _finish) with the claim of the first of `waiting`
+        still as read: that task, its claim and its version; None if none was (nothing is
+        written then, and _finish writes the outcome alone)."""
+        completed = outcome["state"] == State.COMPLETED
+        for task in waiting:
+            claim = transitions.claim(task, self.clock(), lease)
+            writes = StagedWrites([*(spawns if completed else ()),
+                                   Write("update", task.ref, claim, if_version=task.version)])
+            try:
+                version = self.store.commit_if_unchanged(record.ref, claimed, outcome, writes)
+            except exceptions.FailedPrecondition:
+                continue  # another attempt claimed it first: try the next
+            return None if version is None else (task, claim, version)  # None: cancel requested
+        return None
+
+    def _finish(
+        self, running: TaskRecord, claimed: Any, registration: Registration, ending: Ending,
+        used: int, extra: dict[str, Any], context: dict[str, Any], spawns: StagedWrites,
+    ) -> dict[str, Any] | None:
+        """Write the attempt's outcome, with the tasks it spawned if it completed, if this
+        invocation still owns it; what was written."""
+        ref, version, current = running.ref, claimed, running
+        for _ in range(FINISH_TRIES + 1):  # changed while running: a cancel request, or not ours
+            outcome = self._end(current, registration, ending, used, extra)
+            completed = outcome["state"] == State.COMPLETED
+            if self.store.commit_if_unchanged(ref, version, outcome,
+                                              spawns if completed else StagedWrites()):
+                return outcome
+            found = self.store.read(ref)
+            if found is None:
+                logger.warn("task deleted while running", **context)
+                return None
+            if found.state != State.RUNNING or found.attempts != ending.attempt:
+                logger.warn("attempt no longer owned, outcome dropped",
+                            currentState=found.state, **context)
+                return None
+            current, version = found, found.version
+        logger.error("outcome dropped: the task kept changing", **context)
+        return None
+
+    def _wake_if_retrying(self, record: TaskRecord, written: dict[str, Any]) -> None:
+        if written["state"] == State.RETRYING:
+            self.waker.wake_at(record.ref, written["runAt"])
+
+
+def _failed(ending: Ending, exc: Exception, now: datetime.datetime) -> Ending:
+    """How an attempt that raised `exc` ended."""
+    return Ending(ending.attempt, ending.started, now, error=error_of(exc),
+                  permanent=isinstance(exc, PermanentError),
+                  delay=exc.seconds if isinstance(exc, RetryAfter) else None)
+
+
+def spawned_result(task: Task, value: Any) -> Any:
+    """A handler's return value; tasks it returns (a NewTask or a list of them) are spawned, and
+    the result names them."""
+    returned = [value] if isinstance(value, NewTask) else value
+    if not isinstance(returned, list) or not returned or not all(
+            isinstance(item, NewTask) for item in returned):
+        return value
+    return {"spawned": [task.spawn(item).id for item in returned]}
+
+
+def json_result(value: Any) -> Any:
+    """The handler's return value, if it is JSON-able (what a task document can hold)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"handler returned a value that is not JSON-able: {exc}") from exc
+    return value
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc) or repr(exc)}

@@ -1,0 +1,265 @@
+"""Flow control, one slice: at most N attempts of a handler running at once, at most R starts
+per window (the limits of firetasks.limits), enforced here for the processor.
+
+A limited handler gets a Cloud Tasks queue of its own, served by a task-queue function
+(`limited_triggers`) declared with `rate_limits` (max_concurrent_dispatches, max_dispatches_per_
+second): Cloud Tasks, not firetasks, holds the count of running attempts and the rate's tokens,
+across every instance. The trigger does not run a limited handler's task: it marks it `queuedAt`
+and `limitKey` (the task stays `scheduled` or `retrying`, visibly waiting) and enqueues a Cloud
+Task naming it. The queue dispatches it when a slot and a token are free; the dispatch runs the
+task through the processor (the same claim or atomic commit as any task) and returns when the
+attempt ends, which frees the slot. With a concurrency alone, an attempt hands its slot straight to
+a waiting task, claimed in the batch of its outcome (firetasks.attempts), while the function's
+timeout leaves room; limits per key are held in Firestore (firetasks.key_slots). A crashed
+attempt's dispatch fails at once (its slot is free again); its task is
+retried by the sweeper when its lease expires, through the queue again.
+
+The Cloud Task's id derives from the task's path and the version that was queued, so a duplicate
+enqueue of one queued version (the mark's own event) is refused by Cloud Tasks, not dispatched
+twice. A rate is also held by a RateGate in Firestore (firetasks.rate_gate), strictly in every
+window (Cloud Tasks' token bucket lets bursts through); a start records the time the gate
+admitted it as `startedAt`.
+
+A waiting task costs one write (`queuedAt`), one extra trigger invocation (that write's event),
+one enqueue and one dispatch, and a rate three reads and a write more; docs/scaling.md has the
+ceilings and the measurements.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import random
+import re
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Protocol, Unpack
+
+import flask
+from firebase_functions import logger, options
+from google.cloud import firestore
+from google.cloud.firestore import DocumentReference
+
+from firetasks import db
+from firetasks.clock import Clock
+from firetasks.config import TaskQueue
+from firetasks.handler import Task
+from firetasks.key_slots import KeySlots, key_id, reclaim_expired
+from firetasks.limits import Limits
+from firetasks.rate_gate import RateGate
+from firetasks.record import TaskRecord
+from firetasks.registry import Registration
+from firetasks.store import TaskStore
+from firetasks.task import LIMIT_KEY, WAKE_STATES, State, handler_name, limit_key
+from firetasks.transitions import queue_for_limit
+from firetasks.trigger_options import RuntimeOptions
+from firetasks.wakeup import CloudTasksWaker, wake_trigger
+
+FUNCTION_PREFIX = "limited"
+MIN_DEADLINE_SEC, MAX_DEADLINE_SEC = 15, 1800  # Cloud Tasks' bounds on a dispatch deadline
+
+
+def function_name(type: str, action: str) -> str:
+    """The task-queue function (and Cloud Tasks queue id: letters and digits only) of a limited
+    handler: `limitedMailSend` for `mail.send`, `limitedOrderMutationsInitiate` for
+    `order.mutations.initiate`."""
+    parts = re.split(r"[^A-Za-z0-9]+", f"{type}.{action}")
+    return FUNCTION_PREFIX + "".join(part[:1].upper() + part[1:] for part in parts)
+
+
+def dispatch_id(ref: DocumentReference, version: Any) -> str:
+    """The Cloud Task's id for one queued version of a task (or a tuple naming one enqueue of
+    it): enqueued twice, dispatched once."""
+    parts = version if isinstance(version, tuple) else (version,)
+    # DatetimeWithNanoseconds (a Firestore update time) keeps its nanoseconds in rfc3339()
+    stamp = "@".join(part.rfc3339() if hasattr(part, "rfc3339") else part.isoformat()
+                     if isinstance(part, datetime.datetime) else str(part) for part in parts)
+    return hashlib.sha256(f"{ref.path}@{stamp}".encode()).hexdigest()[:40]
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, ref: DocumentReference, function: str, id: str, timeout_sec: int) -> bool:
+        """Enqueue the task on the queue of the limited handler's `function`, as Cloud Task
+        `id`, for a function that runs up to `timeout_sec`; whether it is queued (a duplicate of
+        a queued id counts)."""
+
+
+class CloudTasksDispatcher:
+    """Enqueues onto the limited handlers' Cloud Tasks queues (firetasks.wakeup does the call)."""
+
+    def dispatch(self, ref: DocumentReference, function: str, id: str, timeout_sec: int) -> bool:
+        # Cloud Tasks holds the slot until the dispatch answers or its deadline passes: the
+        # deadline covers the function's timeout, so a slow attempt is not counted out early.
+        deadline = min(max(timeout_sec, MIN_DEADLINE_SEC), MAX_DEADLINE_SEC)
+        return CloudTasksWaker(function).enqueue(ref, task_id=id, deadline_sec=deadline)
+
+
+class InvalidKey(Exception):
+    """A handler's key function failed for a task: the task is invalid."""
+
+
+class FlowControl:
+    """What the processor asks of flow control: queue a limited handler's task, start the next
+    waiting one, pick the tasks a finishing attempt may hand its slot to."""
+
+    def __init__(self, queue: TaskQueue, store: TaskStore, clock: Clock,
+                 dispatcher: Dispatcher) -> None:
+        self.queue = queue
+        self.store = store
+        self.clock = clock
+        self.dispatcher = dispatcher
+
+    def queue_task(self, record: TaskRecord, limits: Limits, stamp: dict[str, Any],
+                   woken: bool) -> bool:
+        """Mark a limited handler's due task `queuedAt` (unless it is), and its `limitKey`, and
+        enqueue it on its handler's queue, named by the version marked: a second enqueue of that
+        version (the mark's own event) is a refused duplicate; an edit made while it waits queues
+        the new version. A wake-up of a marked task (the sweeper's, for one waiting long or whose
+        Cloud Task was lost) enqueues it afresh: at worst a second dispatch finds it claimed.
+        Whether it was queued (False: another write came first). Raises InvalidKey."""
+        version = (record.version, self.clock()) if woken else record.version
+        mark = queue_for_limit(record, self.key_of(record, limits)) | (stamp if stamp else {})
+        if mark:
+            version = self.store.write_if_unchanged(record.ref, record.version, mark)
+            if version is None:
+                return False
+        return self.dispatch(record.ref, record.type, record.action, version)
+
+    def key_of(self, record: TaskRecord, limits: Limits) -> str:
+        """The task's `limitKey`: its handler's name, and with limits per key, its key."""
+        name = handler_name(record.type, record.action)
+        if limits.key is None:
+            return name
+        task = Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
+                    attempt=record.attempts + 1)
+        try:
+            return limit_key(name, str(limits.key(task)))
+        except Exception as exc:  # the user's key function: any error is the task's
+            raise InvalidKey(f"its limit key failed: {exc!r}") from exc
+
+    def start_waiting(self, beside: DocumentReference, key: str) -> None:
+        """Start the task of `key` (a `limitKey`) that has waited the longest in the collection
+        group of `beside`, if any: a slot of its key has just been freed (firetasks.key_slots)."""
+        type, action = key.split(":", 1)[0].split(".", 1)
+        for found in self.store.oldest_waiting(beside, key):
+            if self.dispatch(found.ref, type, action, ("next", self.clock())):
+                logger.info("waiting task started: a slot of its key was freed", path=found.path,
+                            limitKey=key)
+
+    def dispatch(self, ref: DocumentReference, type: str, action: str, version: Any) -> bool:
+        """Enqueue the task on its limited handler's queue, as one Cloud Task per `version`."""
+        return self.dispatcher.dispatch(ref, function_name(type, action),
+                                        dispatch_id(ref, version), self.queue.timeout_sec)
+
+    @staticmethod
+    def hands_over(registration: Registration) -> bool:
+        """Whether an attempt of the handler may hand its slot straight to the next waiting
+        task: a handler limited to a concurrency only (a rate spaces its starts out; a key has
+        slots of its own). It does while the function's timeout leaves room for one more `lease`,
+        so only a handler that declares a lease shorter than the timeout hands over."""
+        limits = registration.limits
+        return bool(limits and limits.concurrency and limits.rate is None and limits.key is None)
+
+    def hand_over_candidates(self, record: TaskRecord,
+                             registration: Registration) -> list[TaskRecord]:
+        """Tasks waiting for the limits of `record`'s handler, the oldest of them, in random
+        order: attempts that end at once each hand over to a different one."""
+        count = (registration.limits and registration.limits.concurrency) or 1
+        waiting = self.store.oldest_waiting(record.ref, handler_name(record.type, record.action),
+                                            count)
+        return random.sample(waiting, len(waiting))
+
+    def reclaim(self, client: firestore.Client, now: datetime.datetime) -> int:
+        """Free the key slots whose holder's lease passed (the sweeper); how many."""
+        return reclaim_expired(client, now, self.start_waiting)
+
+
+class Runner(Protocol):
+    """What a limited handler's queue runs its tasks through: the processor."""
+
+    queue: TaskQueue
+    store: TaskStore
+    flow: FlowControl
+
+    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None) -> None:
+        """Run the task now: its queue admitted it (`at`: the time its rate gate did)."""
+
+    def process(self, record: TaskRecord, states: Collection[State] = ...) -> None:
+        """Act on a task as on its trigger's event."""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What a limited handler's queue calls: per key, a slot of the task's key
+    (firetasks.key_slots); its rate gate; then the processor, told the task was admitted."""
+
+    runner: Runner
+    name: str
+    limits: Limits
+    gate: RateGate
+    slots: KeySlots
+
+    def wake(self, ref: DocumentReference) -> None:
+        if self.limits.key is None:
+            self._start(ref, self.name)
+            return
+        record = self.runner.store.read(ref)
+        if record is None or record.state not in WAKE_STATES:
+            logger.info("skip admitted task, not waiting", path=ref.path,
+                        state=record.state if record else None)
+            return
+        key = record.fields.get(LIMIT_KEY)
+        if not isinstance(key, str):  # queued before its handler had a key: queue it by its key
+            self.runner.process(record, WAKE_STATES)
+            return
+        if self.limits.concurrency is None:
+            self._start(ref, key_id(key))
+            return
+        wait = datetime.timedelta(seconds=self.limits.rate.per if self.limits.rate else 0)
+        lease = self.runner.queue.lease_of(record.type, record.action)
+        slot = self.slots.take(db.client_of(ref), key, self.limits.concurrency, ref, lease + wait)
+        if slot is None:
+            logger.info("task waits: every slot of its key is held", path=ref.path,
+                        limitKey=key)
+            return
+        try:
+            self._start(ref, key_id(key))
+        finally:
+            self.slots.release(slot)
+            self.runner.flow.start_waiting(ref, key)
+
+    def _start(self, ref: DocumentReference, gate: str) -> None:
+        """Pass the rate gate `gate` (if the handler has a rate), then run the task."""
+        if self.limits.rate is None:
+            self.runner.run_admitted(ref)
+            return
+        began = time.time()
+        at = self.gate.admit(db.client_of(ref), gate, self.limits.rate)
+        logger.debug("start admitted at the handler's rate", path=ref.path,
+                     rate=str(self.limits.rate), waitedMs=round((at - began) * 1000))
+        self.runner.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC))
+
+
+def limited_triggers(
+    processor: Runner, **options_: Unpack[RuntimeOptions]
+) -> dict[str, Callable[[flask.Request], flask.Response]]:
+    """One task-queue function per limited handler, by function name, its queue declared with the
+    handler's limits: in main.py, `globals().update(limited_triggers(processor))`. Pass the
+    processing functions' options (timeout, memory)."""
+    triggers: dict[str, Callable[[flask.Request], flask.Response]] = {}
+    for type, action, limits in processor.queue.registry.limited():
+        name = function_name(type, action)
+        if name in triggers:
+            raise ValueError(f"'{type}.{action}': its queue name {name!r} is another limited "
+                             "handler's; rename one")
+        admitted = Admitted(processor, handler_name(type, action), limits, RateGate(),
+                            KeySlots())
+        triggers[name] = wake_trigger(
+            admitted, name=name, rate_limits=limits.rate_limits(),
+            # Only a crashed or timed-out dispatch fails (a handler's error ends in the task);
+            # its retry finds the task `running` and returns at once, so retries are cheap.
+            retry_config=options.RetryConfig(max_attempts=100, min_backoff_seconds=1,
+                                             max_backoff_seconds=10, max_doublings=3),
+            **options_)
+    return triggers

@@ -1,0 +1,72 @@
+"""A task to create: `NewTask`, its document and its id (a unique key fixes the id)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from google.cloud import firestore
+
+from firetasks import transitions
+from firetasks.errors import InvalidTask
+from firetasks.task import TASK_ID_PATTERN, validate
+
+
+@dataclass(frozen=True)
+class NewTask:
+    type: str
+    action: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    run_at: datetime.datetime | None = None  # not before this time (a delayed task)
+    max_attempts: int | None = None  # overrides the handler's retry policy
+    after: Sequence[str] = ()
+    """The tasks (beside this one) it runs after, by id or by the key of a task in the same batch:
+    created `waiting` until they complete."""
+    on_dependency_failure: Literal["fail", "run", "skip"] = "fail"
+    """What a failed dependency does to it: fail it, run it anyway, or skip it (`cancelled`)."""
+    key: str | None = None
+    """Makes the task unique: its id derives from the key, and a second enqueue finds the first."""
+    unique: Literal["parent", "global"] = "parent"
+    """The key's scope: the tasks collection under one parent, or every parent (a lock document)."""
+
+    @property
+    def id(self) -> str | None:
+        """The task's id if its key fixes one (else Firestore picks a random one)."""
+        return None if self.key is None else task_id(self.key)
+
+    def document(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "type": self.type,
+            "action": self.action,
+            "state": transitions.created(waits=bool(self.after)).value,
+            "data": dict(self.data),
+        }
+        if self.run_at is not None:
+            fields["runAt"] = self.run_at
+        if self.max_attempts is not None:
+            fields["maxAttempts"] = self.max_attempts
+        if self.after:
+            fields["after"] = list(self.after)
+            fields["onDependencyFailure"] = self.on_dependency_failure
+        if self.key is not None:
+            fields["key"] = self.key
+        validate(fields)
+        if self.unique == "global" and self.key is None:
+            raise InvalidTask(["unique='global' needs a key"])
+        return fields | {
+            "attempts": 0,
+            "createdAt": firestore.SERVER_TIMESTAMP,
+            "updatedAt": firestore.SERVER_TIMESTAMP,
+        }
+
+
+def task_id(key: str) -> str:
+    """The id of the task with unique `key`: the key itself if it is a valid id, else a digest."""
+    if TASK_ID_PATTERN.fullmatch(key) and not key.startswith("__") and key not in (".", ".."):
+        return key
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
