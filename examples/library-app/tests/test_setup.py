@@ -1,5 +1,5 @@
-"""The library app is set up as the repository's README tells a team to: its rules follow its
-handlers, its indexes are its queue's and its own, and every snippet of the README's 'Add
+"""The library app is set up as the repository's getting-started guide tells a team to: its rules
+follow its handlers, its indexes are its queue's and its own, and every snippet of the guide's 'Add
 firetasks to your project' section is in one of its files, as it stands."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from support import APP
 
-README = APP.parent.parent / "README.md"  # firetasks' repository's, where this example lives
+README = APP.parent.parent / "docs" / "getting-started.md"  # the guide of firetasks' repository
 SECTION = "## Add firetasks to your project"
 FIRETASKS_COMMAND = "cd functions && venv/bin/firetasks "  # how the README runs the command
 
