@@ -12,7 +12,6 @@ conditionally on that version, as long as this invocation still owns the attempt
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import time
@@ -68,14 +67,13 @@ class Attempts:
         if claimed is None:
             logger.info("skip processing task, changed by another write", **record.describe())
         while claimed is not None:
-            context = record.describe() | {"state": State.RUNNING.value}
+            running = transitions.as_claimed(record, claimed)
+            context = running.describe()
             progress = Progress(record.ref, claimed, self.store, self.clock)
             task = self._task(record, claim["attempts"], progress)
             spawns = StagedWrites()
             ending = self._call(record, registration, task, started, context, spawns)
             used = task.attempt - claim["retryBase"]
-            running = dataclasses.replace(
-                record, fields={**record.fields, "state": State.RUNNING.value}, version=claimed)
             outcome = self._end(running, registration, ending, used, progress.final())
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
             waiting = (self.flow.hand_over_candidates(record, registration)

@@ -8,6 +8,7 @@ sets its expiry, any other removes it, so a task that waits, runs or retries is 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from firetasks.errors import IllegalTransition
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy, retained
 from firetasks.retry import RetryPolicy
-from firetasks.task import FINAL_STATES, LIMIT_KEY, State, is_state
+from firetasks.task import FINAL_STATES, LIMIT_KEY, WAKE_STATES, State, is_state
 
 # The state machine. Clients create `scheduled` tasks (`waiting` ones if they name tasks to run
 # after: released to `scheduled`, or ended by their failure policy, and brought back to `waiting`
@@ -38,13 +39,17 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
 }
 CANCELLABLE = frozenset({State.WAITING, State.SCHEDULED, State.RETRYING, State.RUNNING})
+WAITING = frozenset({State.WAITING})
+ENDED_BY_DEPENDENCY = frozenset({State.FAILED, State.CANCELLED})
 HISTORY_LIMIT = 20  # attempts kept in `history`: far below Firestore's 1 MiB per document
 DEPENDENCY_FAILED = "DependencyFailed"
 
 
-def check(old: object, new: State) -> None:
-    """Raise IllegalTransition unless the state machine allows moving from `old` to `new`."""
-    if not is_state(old) or new not in TRANSITIONS[State(old)]:
+def check(old: object, new: State, sources: frozenset[State] | None = None) -> None:
+    """Raise IllegalTransition unless the state machine allows moving from `old` to `new` (and
+    the move starts from one of `sources`, if given)."""
+    if (not is_state(old) or new not in TRANSITIONS[State(old)]
+            or (sources is not None and old not in sources)):
         raise IllegalTransition(f"a {old} task cannot become {new}")
 
 
@@ -82,6 +87,12 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "progress": firestore.DELETE_FIELD,
         "expireAt": firestore.DELETE_FIELD,
     }
+
+
+def as_claimed(record: TaskRecord, version: Any) -> TaskRecord:
+    """The task as its claim left it, at `version`: what the attempt's end moves on from."""
+    return dataclasses.replace(record, fields={**record.fields, "state": State.RUNNING.value},
+                               version=version)
 
 
 @dataclass(frozen=True)
@@ -171,7 +182,7 @@ def cancel_at_start(record: TaskRecord, now: datetime.datetime,
                     retention: RetentionPolicy) -> dict[str, Any]:
     """A task that arrives with `cancelRequested` ends `cancelled` unrun; the request is
     honoured, so the flag goes (a later retry runs it)."""
-    check(record.state, State.CANCELLED)
+    check(record.state, State.CANCELLED, WAKE_STATES)
     return retained(_ended(State.CANCELLED, cancelRequested=firestore.DELETE_FIELD),
                     retention, now)
 
@@ -179,7 +190,7 @@ def cancel_at_start(record: TaskRecord, now: datetime.datetime,
 def release(record: TaskRecord, now: datetime.datetime) -> dict[str, Any]:
     """A waiting task whose dependencies allow it becomes `scheduled`. `runAt` = now lets the
     sweeper find it should the release's event be lost; a later `runAt` of its own is kept."""
-    check(record.state, State.SCHEDULED)
+    check(record.state, State.SCHEDULED, WAITING)
     fields = {"state": State.SCHEDULED.value, "updatedAt": firestore.SERVER_TIMESTAMP,
               "expireAt": firestore.DELETE_FIELD}
     if record.run_at is None or record.run_at <= now:
@@ -192,7 +203,7 @@ def end_by_dependency(record: TaskRecord, policy: str, error: dict[str, str],
     """A waiting task ended by a failed dependency: `cancelled` under policy "skip", else
     `failed`; its error names the dependency (see `reopen`)."""
     state = State.CANCELLED if policy == "skip" else State.FAILED
-    check(record.state, state)
+    check(record.state, state, WAITING)
     return retained(_ended(state, error=error), retention, now)
 
 
@@ -206,7 +217,7 @@ def ended_by(record: TaskRecord, dependency: str) -> bool:
 def reopen(record: TaskRecord) -> dict[str, Any]:
     """A dependent that a failed dependency ended goes back to `waiting`: an operator retried
     the dependency."""
-    check(record.state, State.WAITING)
+    check(record.state, State.WAITING, ENDED_BY_DEPENDENCY)
     return {"state": State.WAITING.value, "updatedAt": firestore.SERVER_TIMESTAMP,
             "error": firestore.DELETE_FIELD, "finishedAt": firestore.DELETE_FIELD,
             "expireAt": firestore.DELETE_FIELD}

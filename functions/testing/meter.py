@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from google.cloud import firestore
 
 from firetasks import TaskProcessor, db
-from firetasks.limits import Admitted
+from firetasks.flow import Admitted
 from testing.naive import NaiveProcessor
 
 T = TypeVar("T")

@@ -15,6 +15,7 @@ import main
 from firetasks import TaskQueue, cli, operations
 from firetasks.audit import AUDIT_COLLECTION, Actor
 from firetasks.operations import PRUNE_BATCH
+from firetasks.store import FirestoreStore
 from tests.emulator.test_delivery import log_lines
 from tests.firestore_events import written_event
 from tests.support import task_fields, wait_for_state
@@ -112,19 +113,19 @@ def test_prune_deletes_only_expired_finished_tasks_and_audits_each(db, queue):
         assert entries[ref.path]["after"] == "deleted"
 
 
-def test_prune_keeps_a_task_that_changed_after_it_was_read(db, queue, monkeypatch):
+def test_prune_keeps_a_task_that_changed_after_it_was_read(db, queue):
     now = datetime.datetime.now(datetime.UTC)
     refs = [put(db, queue, f"old-{n}", "failed", finishedAt=now - 40 * DAY) for n in range(3)]
-    read = operations._page
 
-    def read_then_retry(query):
-        page = read(query)
-        if refs[1].id in [snapshot.id for snapshot in page]:
-            refs[1].update({"state": "scheduled"})  # an operator's retry, after the read
-        return page
+    class ReadThenRetry(FirestoreStore):
+        def scan(self, *args, **kwargs):
+            for page in super().scan(*args, **kwargs):
+                if refs[1].id in [record.ref.id for record in page]:
+                    refs[1].update({"state": "scheduled"})  # an operator's retry, after the read
+                yield page
 
-    monkeypatch.setattr(operations, "_page", read_then_retry)
-    done = operations.prune(db, queue, actor=OPERATOR, older_than=30 * DAY)
+    done = operations.prune(db, queue, actor=OPERATOR, older_than=30 * DAY,
+                            store=ReadThenRetry())
     assert (done.matched, done.deleted, done.changed) == (3, 2, 1)
     assert [ref.id for ref in refs if ref.get().exists] == [refs[1].id]
 
