@@ -34,7 +34,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.RETRYING: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
                                State.CANCELLED}),
     State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
-    State.COMPLETED: frozenset({State.SCHEDULED, State.WAITING}),
+    State.COMPLETED: frozenset({State.SCHEDULED}),
     State.FAILED: frozenset({State.SCHEDULED, State.WAITING}),
     State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
 }
@@ -226,19 +226,22 @@ def reopen(record: TaskRecord) -> dict[str, Any]:
 def operator_retry(record: TaskRecord, max_attempts: int | None = None) -> dict[str, Any]:
     """An operator's retry of a finished task: `scheduled`, with a fresh attempt budget (of
     `max_attempts` if given), due now (`runAt`: the sweeper finds it should its event be lost).
-    A task that runs after others goes back to `waiting` for them instead. History and the
-    attempt count are kept; the last error goes with the outcome it explained."""
+    A task that a failed dependency ended goes back to `waiting` for its dependencies instead
+    (released at once if they have completed since, ended again if one is still failed), its
+    error gone with the outcome it explained. History and the attempt count are kept."""
     if record.state not in FINAL_STATES:
         raise IllegalTransition(f"a {record.state} task cannot be retried: only a completed, "
                                 "failed or cancelled one")
-    target = State.WAITING if record.fields.get("after") else State.SCHEDULED
+    error = record.fields.get("error")
+    waits = isinstance(error, dict) and error.get("type") == DEPENDENCY_FAILED
+    target = State.WAITING if waits else State.SCHEDULED
     check(record.state, target)
-    fields: dict[str, Any] = {
-        "state": target.value, "updatedAt": firestore.SERVER_TIMESTAMP,
-        "expireAt": firestore.DELETE_FIELD, "error": firestore.DELETE_FIELD,
-        "cancelRequested": firestore.DELETE_FIELD,
-    }
-    if target == State.SCHEDULED:
+    fields: dict[str, Any] = {"state": target.value, "updatedAt": firestore.SERVER_TIMESTAMP,
+                              "expireAt": firestore.DELETE_FIELD,
+                              "cancelRequested": firestore.DELETE_FIELD}
+    if waits:
+        fields |= {"error": firestore.DELETE_FIELD, "finishedAt": firestore.DELETE_FIELD}
+    else:
         fields["runAt"] = firestore.SERVER_TIMESTAMP
     if max_attempts is not None:
         fields["maxAttempts"] = max_attempts

@@ -130,11 +130,15 @@ def test_a_release_keeps_a_later_run_at_of_the_task_s_own() -> None:
     assert transitions.release(record("waiting"), NOW)["runAt"] is firestore.SERVER_TIMESTAMP
 
 
-def test_an_operator_s_retry_of_a_task_with_dependencies_waits_for_them_again() -> None:
-    assert transitions.operator_retry(record("failed", after=["a"]))["state"] == "waiting"
-    fields = transitions.operator_retry(record("failed"), max_attempts=2)
-    assert (fields["state"], fields["maxAttempts"]) == ("scheduled", 2)
+def test_an_operator_s_retry_of_a_task_a_dependency_ended_waits_for_its_dependencies() -> None:
+    ended = record("failed", after=["a"], error={"type": "DependencyFailed", "dependency": "a"})
+    fields = transitions.operator_retry(ended)
+    assert fields["state"] == "waiting"
     assert fields["error"] is firestore.DELETE_FIELD  # the error went with the outcome
+    failed_itself = record("failed", after=["a"], error={"type": "Boom"})
+    fields = transitions.operator_retry(failed_itself, max_attempts=2)
+    assert (fields["state"], fields["maxAttempts"]) == ("scheduled", 2)
+    assert "error" not in fields  # shown until the next attempt starts, as before
 
 
 STATE_NAMES = {state.value for state in State}
