@@ -58,8 +58,8 @@ wakeTasks = wake_trigger(
 # Recovery of tasks whose invocation died, or whose event or wake-up was lost.
 sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)
 
-# Periodic tasks (registry.periodic): a scheduled function per handler, named periodic_<type>_
-# <action> (periodic_reports_daily), that creates the task of each firing of its schedule.
+# Periodic tasks (registry.periodic): a scheduled function per handler, named periodic<Type>
+# <Action> (periodicReportsDaily), that creates the task of each firing of its schedule.
 globals().update(periodic_triggers(queue))
 
 # Limited handlers (concurrency=, rate=): a task-queue function per handler, named limited<Type>

@@ -153,11 +153,12 @@ class Attempts:
         one that exists already (from an earlier attempt) is not created again."""
         if not task.spawned:
             return
-        news = [new for _, new in task.spawned]
-        check_new(news, task.ref.parent, self.store, known=[task.id])
-        keyed = [ref for ref, new in task.spawned if new.id is not None]
+        refs = [ref for ref, _ in task.spawned]
+        news = check_new([new for _, new in task.spawned], task.ref.parent, self.store,
+                         known=[task.id])
+        keyed = [ref for ref, new in zip(refs, news, strict=True) if new.id is not None]
         taken = {found.path for found in self.store.read_all(keyed) if found is not None}
-        for ref, new in task.spawned:
+        for ref, new in zip(refs, news, strict=True):
             if ref.path not in taken:
                 effects.create(ref, new.document() | {"spawnedBy": task.id})
 

@@ -21,7 +21,13 @@ from google.cloud.firestore import DocumentSnapshot
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
 from firetasks.queries import count_matching, equal
-from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, State
+from firetasks.task import (
+    ACTION_PATTERN,
+    TYPE_PATTERN,
+    State,
+    handler_name,
+    split_handler_name,
+)
 
 CHARTS_COLLECTION = "firetasksCharts"  # one rollup document per queue: its closed hours
 HOURS = 24  # the charts' span: the hour in progress and the 23 before it
@@ -70,7 +76,7 @@ def summarise(tasks: Iterable[DocumentSnapshot[Any]], sampled: bool = False) -> 
         state, created, finished = (fields.get(key) for key in ("state", "createdAt", "finishedAt"))
         if state not in COUNTED:
             continue
-        for name in ("", f"{fields.get('type')}.{fields.get('action')}"):
+        for name in ("", handler_name(str(fields.get("type")), str(fields.get("action")))):
             counts.setdefault(name, dict.fromkeys(COUNTED, 0))[state] += 1
             if isinstance(created, datetime.datetime) and isinstance(finished, datetime.datetime):
                 times.setdefault(name, []).append((finished - created).total_seconds() * 1000)
@@ -104,7 +110,7 @@ def _hour_in_progress(client: firestore.Client, queue: TaskQueue, start: datetim
     for collection in queue.collections:
         query = _finished(client, collection, start)
         if handler:
-            type_, action = handler.split(".", 1)
+            type_, action = split_handler_name(handler)
             query = query.where(filter=equal("type", type_)).where(filter=equal("action", action))
         page = list(query.order_by("finishedAt", direction=firestore.Query.DESCENDING)
                     .limit(RECENT).stream())
@@ -130,7 +136,7 @@ def _totals(client: firestore.Client, queue: TaskQueue, start: datetime.datetime
             query = (client.collection_group(collection).where(filter=equal("state", state))
                      .where(filter=firestore.FieldFilter("finishedAt", ">=", start)))
             if handler:
-                type_, action = handler.split(".", 1)
+                type_, action = split_handler_name(handler)
                 query = (query.where(filter=equal("type", type_))
                          .where(filter=equal("action", action)))
             if end:
@@ -159,5 +165,5 @@ def _key(start: datetime.datetime) -> str:
 
 
 def _is_handler(name: str) -> bool:
-    type_, _, action = name.partition(".")
+    type_, action = split_handler_name(name)
     return bool(TYPE_PATTERN.fullmatch(type_) and ACTION_PATTERN.fullmatch(action))

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from firetasks.record import TaskRecord
 from firetasks.registry import Registration
-from firetasks.task import State, is_state, problems
+from firetasks.task import State, problems
 
 
 class Do(StrEnum):
@@ -43,7 +43,7 @@ def decide(
     """What to do with `record`, delivered to act on tasks in `states` (a trigger's event: only
     `scheduled`; a wake-up: `retrying` too); `admitted`: its limited handler's queue let it
     start."""
-    if is_state(record.state) and record.state not in states:
+    if record.state is not None and record.state not in states:
         return Decision(Do.SKIP)
     found = problems(record.fields)
     if found:

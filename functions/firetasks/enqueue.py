@@ -23,7 +23,7 @@ from firetasks import db
 from firetasks.errors import InvalidTask
 from firetasks.new_task import NewTask
 from firetasks.store import FirestoreStore, TaskStore
-from firetasks.task import DEFAULT_COLLECTIONS, TASK_ID_PATTERN
+from firetasks.task import DEFAULT_COLLECTIONS, TASK_ID_PATTERN, handler_name
 
 KEYS_COLLECTION = "firetasksKeys"  # lock documents of globally unique keys
 CREATE_TRIES = 3  # a batch whose keys conflict is tried again without the tasks that exist
@@ -77,7 +77,7 @@ def resolve_after(tasks: Sequence[NewTask]) -> list[NewTask]:
 
 
 def _name(task: NewTask) -> str:
-    return task.key or f"{task.type}.{task.action}"
+    return task.key or handler_name(task.type, task.action)
 
 
 def check_graph(tasks: Sequence[NewTask], existing: Iterable[str] = ()) -> None:
@@ -106,14 +106,17 @@ def check_new(
     collection: firestore.CollectionReference,
     store: TaskStore,
     known: Iterable[str] = (),
-) -> None:
-    """check_graph for new tasks of `collection`: the ids they name outside the batch (and
-    outside `known`) must be tasks that exist there."""
+) -> list[NewTask]:
+    """The new tasks of `collection`, their `after` names resolved (resolve_after) and checked
+    (check_graph): the ids they name outside the batch (and outside `known`) must be tasks that
+    exist there. Used by the enqueue helper and for spawned tasks alike."""
+    tasks = resolve_after(tasks)
     ids = {task.id for task in tasks} | set(known)
     named = sorted({id for task in tasks for id in task.after} - ids)
     refs = [collection.document(id) for id in named]
     existing = {ref.id for ref, found in zip(refs, store.read_all(refs), strict=True) if found}
     check_graph(tasks, existing | set(known))
+    return tasks
 
 
 def _cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
@@ -170,10 +173,9 @@ def _create(
     parent_fields: Mapping[str, Any] | None,
     store: TaskStore,
 ) -> list[DocumentReference]:
-    tasks = resolve_after(tasks)
-    documents = [task.document() for task in tasks]  # validate them all before writing any
     tasks_collection = parent.collection(collection)
-    check_new(tasks, tasks_collection, store)
+    tasks = check_new(tasks, tasks_collection, store)
+    documents = [task.document() for task in tasks]  # validate them all before writing any
     keys = db.client_of(parent).collection(KEYS_COLLECTION)
     locks = {index: keys.document(lock_id(collection, cast(str, task.id)))
              for index, task in enumerate(tasks) if task.unique == "global"}

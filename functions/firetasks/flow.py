@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import random
-import re
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -51,7 +50,16 @@ from firetasks.rate_gate import RateGate
 from firetasks.record import TaskRecord
 from firetasks.registry import Registration
 from firetasks.store import TaskStore
-from firetasks.task import LIMIT_KEY, WAKE_STATES, State, handler_name, limit_key
+from firetasks.task import (
+    LIMIT_KEY,
+    WAKE_STATES,
+    State,
+    handler_name,
+    limit_key,
+    split_handler_name,
+    split_limit_key,
+)
+from firetasks.task import function_name as generated_name
 from firetasks.transitions import queue_for_limit
 from firetasks.trigger_options import RuntimeOptions
 from firetasks.wakeup import CloudTasksWaker, wake_trigger
@@ -61,11 +69,10 @@ MIN_DEADLINE_SEC, MAX_DEADLINE_SEC = 15, 1800  # Cloud Tasks' bounds on a dispat
 
 
 def function_name(type: str, action: str) -> str:
-    """The task-queue function (and Cloud Tasks queue id: letters and digits only) of a limited
-    handler: `limitedMailSend` for `mail.send`, `limitedOrderMutationsInitiate` for
+    """The task-queue function (and Cloud Tasks queue id) of a limited handler:
+    `limitedMailSend` for `mail.send`, `limitedOrderMutationsInitiate` for
     `order.mutations.initiate`."""
-    parts = re.split(r"[^A-Za-z0-9]+", f"{type}.{action}")
-    return FUNCTION_PREFIX + "".join(part[:1].upper() + part[1:] for part in parts)
+    return generated_name(FUNCTION_PREFIX, type, action)
 
 
 def dispatch_id(ref: DocumentReference, version: Any) -> str:
@@ -141,7 +148,7 @@ class FlowControl:
     def start_waiting(self, beside: DocumentReference, key: str) -> None:
         """Start the task of `key` (a `limitKey`) that has waited the longest in the collection
         group of `beside`, if any: a slot of its key has just been freed (firetasks.key_slots)."""
-        type, action = key.split(":", 1)[0].split(".", 1)
+        type, action = split_handler_name(split_limit_key(key)[0])
         for found in self.store.oldest_waiting(beside, key):
             if self.dispatch(found.ref, type, action, ("next", self.clock())):
                 logger.info("waiting task started: a slot of its key was freed", path=found.path,

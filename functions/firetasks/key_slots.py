@@ -33,6 +33,7 @@ from google.cloud.firestore import DocumentReference
 
 from firetasks.clock import Clock, utc_now
 from firetasks.conditional import delete_if_unchanged, put_if_unchanged, read_all
+from firetasks.task import split_limit_key
 
 SLOTS_COLLECTION = "firetasksKeySlots"  # {type.action}~{key digest}/firetasksKeySlot/{i}
 SLOT_GROUP = "firetasksKeySlot"  # a collection group of its own: the sweeper queries it
@@ -102,5 +103,5 @@ def _is_free(snapshot: Any, now: datetime.datetime) -> bool:
 def key_id(key: str) -> str:
     """A document id for one key (a `limitKey`, which may hold any character): its slots', and
     its rate gate's (firetasks.limits)."""
-    handler = key.split(":", 1)[0]
+    handler = split_limit_key(key)[0]
     return f"{handler}~{hashlib.sha256(key.encode()).hexdigest()[:24]}"

@@ -16,7 +16,6 @@ every period reads `fireTime` from its data and works out what is missing itself
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Unpack, cast
@@ -32,10 +31,12 @@ from firetasks.config import TaskQueue
 from firetasks.new_task import NewTask
 from firetasks.schedule import Schedule
 from firetasks.store import FirestoreStore, TaskStore
+from firetasks.task import function_name as generated_name
+from firetasks.task import handler_name
 from firetasks.trigger_options import SweepTriggerOptions
 
 PERIODIC_COLLECTION = "firetasksPeriodic"  # one parent document per periodic handler
-FUNCTION_PREFIX = "periodic_"
+FUNCTION_PREFIX = "periodic"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Firing:
 
     @property
     def name(self) -> str:
-        return f"{self.type}.{self.action}"
+        return handler_name(self.type, self.action)
 
     @property
     def parent(self) -> str:
@@ -111,8 +112,10 @@ def tick_all(
 
 
 def function_name(type: str, action: str) -> str:
-    """The scheduled function of a periodic handler: `periodic_reports_daily`."""
-    return FUNCTION_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", f"{type}_{action}")
+    """The scheduled function of a periodic handler: `periodicReportsDaily`. (Until firetasks
+    named every generated function one way, it was `periodic_reports_daily`: see the periodic
+    tasks guide for the move.)"""
+    return generated_name(FUNCTION_PREFIX, type, action)
 
 
 def periodic_trigger(

@@ -12,19 +12,12 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
-from firetasks import db
+from firetasks import db, task
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
 from firetasks.registry import HandlerRegistry
 from firetasks.store import FirestoreStore
-from firetasks.task import (
-    ACTION_PATTERN,
-    FINAL_STATES,
-    LIMIT_KEY,
-    TYPE_PATTERN,
-    State,
-    is_state,
-)
+from firetasks.task import ACTION_PATTERN, FINAL_STATES, LIMIT_KEY, TYPE_PATTERN, State, is_state
 
 MAX_PAGE = 100
 WAITING = [State.SCHEDULED.value, State.RETRYING.value]  # due or retrying: the oldest one
@@ -167,11 +160,11 @@ def stats(
         for tasks in groups:
             for snapshot in (tasks.where(filter=equal("state", State.FAILED.value))
                              .where(filter=since(day)).select(["type", "action"]).stream()):
-                name = f"{snapshot.get('type')}.{snapshot.get('action')}"
+                name = task.handler_name(snapshot.get("type"), snapshot.get("action"))
                 by_handler.setdefault(name, {"failedLastDay": 0})["failedLastDay"] += 1
     elif failed_today:
         for name, figures in by_handler.items():
-            type_, action = name.split(".", 1)
+            type_, action = task.split_handler_name(name)
             figures["failedLastDay"] = count(equal("state", State.FAILED.value),
                                              equal("type", type_), equal("action", action),
                                              since(day))
@@ -269,7 +262,7 @@ def throttled(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any] |
     query = (query.where(filter=firestore.FieldFilter("state", "in", WAITING))
              .where(filter=firestore.FieldFilter("createdAt", "<", created)))
     return {"ahead": count_matching(query.limit(COUNT_CAP)),
-            "key": key.partition(":")[2] or None if isinstance(key, str) else None}
+            "key": task.split_limit_key(key)[1] if isinstance(key, str) else None}
 
 
 def links(ref: DocumentReference, after: list[str]) -> dict[str, list[dict[str, Any]]]:

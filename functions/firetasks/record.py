@@ -11,6 +11,7 @@ from typing import Any, cast
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 from firetasks import db
+from firetasks.task import State, is_state
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,11 @@ class TaskRecord:
         return cast(str, self.ref.path)  # google-cloud-firestore leaves it unannotated
 
     @property
-    def state(self) -> object:
-        """The `state` field as stored: check it with `task.is_state` before trusting it."""
-        return self.fields.get("state")
+    def state(self) -> State | None:
+        """The task's state; None if its `state` field holds none (an invalid document: its
+        value as stored is `fields["state"]`)."""
+        value = self.fields.get("state")
+        return State(value) if is_state(value) else None
 
     @property
     def type(self) -> str:
@@ -89,7 +92,7 @@ class TaskRecord:
             "path": self.path,
             "type": self.fields.get("type"),
             "action": self.fields.get("action"),
-            "state": self.state,
+            "state": self.fields.get("state"),
             "attempt": self.fields.get("attempts", 0),
         }
 

@@ -12,7 +12,7 @@ from firetasks.limits import Limits, Rate
 from firetasks.retention import DEFAULT_RETENTION, RetentionPolicy
 from firetasks.retry import DEFAULT_RETRY, RetryPolicy
 from firetasks.schedule import Schedule
-from firetasks.task import ACTION_PATTERN, TYPE_PATTERN
+from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, handler_name
 
 Handler = Callable[[Task], Any]
 
@@ -30,7 +30,7 @@ class ClientAccess:
     `data.keys().hasOnly(['orderId'])`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Registration:
     handler: Handler
     retry: RetryPolicy
@@ -143,8 +143,9 @@ class HandlerRegistry:
                              "attempt is never marked running, so a second could start beside "
                              "it): drop atomic=True")
         access = ClientAccess() if client is True else client or None
-        self._registrations[type, action] = Registration(func, retry, access, lease, atomic,
-                                                         retention, schedule, limits)
+        self._registrations[type, action] = Registration(
+            handler=func, retry=retry, client=access, lease=lease, atomic=atomic,
+            retention=retention, schedule=schedule, limits=limits)
 
     @classmethod
     def combine(cls, *registries: HandlerRegistry) -> HandlerRegistry:
@@ -174,7 +175,7 @@ class HandlerRegistry:
         return min((k for k in kept if k is not None), default=None)
 
     def names(self) -> list[str]:
-        return sorted(f"{type}.{action}" for type, action in self._registrations)
+        return sorted(handler_name(type, action) for type, action in self._registrations)
 
     def client_creatable(self) -> list[tuple[str, str, ClientAccess]]:
         """The handlers whose tasks client SDKs may create, by name."""

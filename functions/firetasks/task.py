@@ -40,6 +40,14 @@ def handler_name(type: str, action: str) -> str:
     return f"{type}.{action}"
 
 
+def function_name(prefix: str, type: str, action: str) -> str:
+    """The name of a function generated for a handler (one scheme for all): `prefix` and the
+    handler's name in camel case, letters and digits only, so that it is also a valid Cloud Tasks
+    queue id: `limitedMailSend`, `periodicReportsDaily`, `limitedOrderMutationsInitiate`."""
+    parts = re.split(r"[^A-Za-z0-9]+", handler_name(type, action))
+    return prefix + "".join(part[:1].upper() + part[1:] for part in parts)
+
+
 def split_handler_name(name: str) -> tuple[str, str]:
     """`type` and `action` of a handler's name (the action may be dotted)."""
     type, _, action = name.partition(".")
@@ -49,6 +57,12 @@ def split_handler_name(name: str) -> tuple[str, str]:
 def limit_key(handler: str, key: str) -> str:
     """The `limitKey` of a task waiting for its handler's limits per key: handler and key."""
     return f"{handler}:{key}"
+
+
+def split_limit_key(limit_key: str) -> tuple[str, str | None]:
+    """The handler's name and the key (None for a handler's own limits) of a `limitKey`."""
+    handler, _, key = limit_key.partition(":")
+    return handler, key or None
 
 
 DEFAULT_COLLECTIONS = ("tasks",)  # the tasks subcollection's id, unless a TaskQueue names others

@@ -61,7 +61,7 @@ def test_the_scheduled_function_ticks_for_cloud_scheduler_s_schedule_time(db, ui
     fire = periodic.firing(main.queue, "reports", "daily", at)
     headers = {"X-CloudScheduler-ScheduleTime": at.isoformat().replace("+00:00", "Z")}
     with flask.Flask(__name__).test_request_context(method="POST", headers=headers):
-        response = main.periodic_reports_daily(flask.request)
+        response = main.periodicReportsDaily(flask.request)
     assert response.status_code == 200
     task = wait_for_state(db.document(fire.path(main.queue)))
     assert (task["state"], task["data"]["fireTime"]) == ("completed", fire.at.isoformat())

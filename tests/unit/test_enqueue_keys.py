@@ -86,3 +86,23 @@ def test_after_naming_neither_an_id_nor_a_batch_key_is_refused_naming_it(queue, 
 def test_after_given_as_a_string_is_refused(queue):
     with pytest.raises(InvalidTask, match="must be a list"):
         add(queue, "users/u1", [step(key="ab"), step(after="ab")])
+
+
+def test_a_spawned_task_may_run_after_a_sibling_named_by_a_key_that_is_not_an_id():
+    registry = HandlerRegistry()
+
+    @registry.handler("order", "split")
+    def split(task) -> list[NewTask]:
+        return [NewTask("step", "ok", key="part #1"),
+                NewTask("step", "ok", key="join", after=["part #1"])]
+
+    @registry.handler("step", "ok")
+    def ok(task) -> str:
+        return task.id
+
+    queue = MemoryQueue(registry)
+    ref = queue.enqueue("orders/o-1", NewTask("order", "split"))
+    queue.run()
+    assert queue.get(ref).state == "completed"
+    join = queue.get("orders/o-1/tasks/join")
+    assert (join.state, join.fields["after"]) == ("completed", [task_id("part #1")])

@@ -131,10 +131,10 @@ def test_only_periodic_handlers_tick(queue):
 
 def test_each_periodic_handler_deploys_as_a_scheduled_function_on_its_schedule(queue):
     triggers = periodic_triggers(queue.queue)
-    assert list(triggers) == ["periodic_reports_daily"]
-    endpoint = triggers["periodic_reports_daily"].__firebase_endpoint__  # type: ignore[attr-defined]
+    assert list(triggers) == ["periodicReportsDaily"]
+    endpoint = triggers["periodicReportsDaily"].__firebase_endpoint__  # type: ignore[attr-defined]
     assert endpoint.scheduleTrigger["schedule"] == "0 6 * * *"
     assert endpoint.scheduleTrigger["timeZone"] == "Europe/Berlin"
-    assert function_name("inventory", "mutations.recount") == "periodic_inventory_mutations_recount"
-    assert main.periodic_reports_daily.__firebase_endpoint__.scheduleTrigger["schedule"] == (
+    assert function_name("inventory", "mutations.recount") == "periodicInventoryMutationsRecount"
+    assert main.periodicReportsDaily.__firebase_endpoint__.scheduleTrigger["schedule"] == (
         "0 6 * * *")
