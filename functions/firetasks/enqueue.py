@@ -23,7 +23,7 @@ from firetasks import db
 from firetasks.errors import InvalidTask
 from firetasks.new_task import NewTask
 from firetasks.store import FirestoreStore, TaskStore
-from firetasks.task import DEFAULT_COLLECTIONS, TASK_ID_PATTERN, handler_name
+from firetasks.task import DEFAULT_COLLECTIONS, TASK_ID_PATTERN, find_cycle, handler_name
 
 KEYS_COLLECTION = "firetasksKeys"  # lock documents of globally unique keys
 CREATE_TRIES = 3  # a batch whose keys conflict is tried again without the tasks that exist
@@ -94,7 +94,7 @@ def check_graph(tasks: Sequence[NewTask], existing: Iterable[str] = ()) -> None:
         if unknown:
             found.append(f"task {name!r} runs after unknown task(s): {', '.join(unknown)}")
     graph = {task.id: [id for id in task.after if id in ids] for task in tasks if task.id}
-    cycle = _cycle(graph)
+    cycle = find_cycle(graph)
     if cycle:
         found.append(f"the tasks' dependencies make a cycle: {' -> '.join(cycle)}")
     if found:
@@ -117,28 +117,6 @@ def check_new(
     existing = {ref.id for ref, found in zip(refs, store.read_all(refs), strict=True) if found}
     check_graph(tasks, existing | set(known))
     return tasks
-
-
-def _cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        if node in path:
-            return [*path[path.index(node):], node]
-        if node in done:
-            return None
-        for after in graph.get(node, []):
-            found = visit(after, [*path, node])
-            if found:
-                return found
-        done.add(node)
-        return None
-
-    for node in graph:
-        found = visit(node, [])
-        if found:
-            return found
-    return None
 
 
 def create_with_tasks(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeGuard
 
@@ -146,6 +146,31 @@ def _dependency_problems(fields: Mapping[str, Any]) -> list[str]:
     if "key" in fields and not isinstance(fields["key"], str):
         found.append(f"'key' must be a string, got {_describe(fields['key'])}")
     return found
+
+
+def find_cycle(graph: Mapping[str, Sequence[str]], start: str | None = None) -> list[str] | None:
+    """A cycle of dependencies in `graph` (a task's id -> the ids it runs after) as the path
+    around it, first and last the same: one through `start` if given, else any. The one check
+    of the enqueue helper (a batch) and of the processor (the waiting tasks it reads)."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node):], node] if start in (None, node) else None
+        if node in done:
+            return None
+        for after in graph.get(node, []):
+            found = visit(after, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    for node in graph if start is None else [start]:
+        found = visit(node, [])
+        if found:
+            return found
+    return None
 
 
 def validate(fields: Mapping[str, Any]) -> None:

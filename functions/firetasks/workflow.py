@@ -34,7 +34,7 @@ from typing import Any
 
 from google.cloud.firestore import DocumentReference
 
-from firetasks import transitions
+from firetasks import task, transitions
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy
 from firetasks.store import TaskStore
@@ -124,21 +124,20 @@ def on_arrival(
 def find_cycle(
     start: TaskRecord, dependencies: Sequence[TaskRecord], store: TaskStore
 ) -> list[str] | None:
-    """A path of waiting tasks from `start` back to itself, if its dependencies lead there."""
-    paths = {record.ref.path: [start.ref.id, record.ref.id] for record in dependencies}
+    """A path of waiting tasks from `start` back to itself, if its dependencies lead there: the
+    cycle check of firetasks.task on the waiting tasks they reach (at most CYCLE_READS read)."""
+    graph = {start.ref.id: dependency_ids(start)}
     frontier = [record for record in dependencies if record.state == State.WAITING]
     reads = 0
     while frontier and reads < CYCLE_READS:
         record = frontier.pop()
-        refs = dependency_refs(record)
+        graph[record.ref.id] = dependency_ids(record)
+        refs = [ref for ref in dependency_refs(record) if ref.id not in graph]
         reads += len(refs)
-        for ref, found in zip(refs, store.read_all(refs), strict=True):
-            if ref.path == start.ref.path:
-                return [*paths[record.ref.path], start.ref.id]
-            if found is not None and found.state == State.WAITING and ref.path not in paths:
-                paths[ref.path] = [*paths[record.ref.path], ref.id]
-                frontier.append(found)
-    return None
+        frontier += [found for found in store.read_all(refs)
+                     if found is not None and found.state == State.WAITING
+                     and found.ref.id not in graph]
+    return task.find_cycle(graph, start.ref.id)
 
 
 def settle_dependents(
