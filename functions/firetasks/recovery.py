@@ -79,6 +79,8 @@ def sweep(
     report = SweepReport()
     store = processor.store
     deadline = time.monotonic() + budget.total_seconds()
+    if reclaim:  # first: a crashed holder's slot, before its task's retry could take it over
+        report.reclaimed = processor.flow.reclaim(client, now)
     for collection in processor.queue.collections if collections is None else collections:
         scans = store.scan(client, collection, State.RUNNING.value, "leaseExpiresAt", now)
         for record in _records(scans, report, deadline):
@@ -95,8 +97,6 @@ def sweep(
         moved = {name: mark for name, mark in moved.items() if mark != marks.get(name)}
         if moved:
             store.save_marks(client, collection, moved)
-    if reclaim:
-        report.reclaimed = processor.flow.reclaim(client, now)
     logger.info("sweep done", expired=report.expired, rewoken=report.rewoken,
                 settled=report.settled, reclaimed=report.reclaimed, read=report.read,
                 finished=report.finished)
