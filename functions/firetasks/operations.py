@@ -42,15 +42,19 @@ def retry(
     if_version: datetime.datetime | None = None,
     store: TaskStore | None = None,
 ) -> dict[str, Any]:
-    """Move a completed, failed or cancelled task back to `scheduled` (a task that runs after
-    others: to `waiting` for them), with a fresh attempt budget (of `max_attempts` if given);
-    see transitions.operator_retry. The dependents that its failure ended go back to `waiting`
-    (firetasks.workflow): `reopened` counts them, if any."""
+    """Move a completed, failed or cancelled task back to `scheduled` (a task whose dependencies
+    have not all completed: to `waiting` for them), with a fresh attempt budget (of
+    `max_attempts` if given); see transitions.operator_retry. The dependents that its failure
+    ended go back to `waiting` (firetasks.workflow): `reopened` counts them, if any."""
     if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise ValueError(f"max_attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}")
     store = store or FirestoreStore()
-    outcome = _transition(ref, lambda record: transitions.operator_retry(record, max_attempts),
-                          "retry", actor, if_state, if_version, store)
+
+    def plan(record: TaskRecord) -> dict[str, Any]:
+        done = record.state not in FINAL_STATES or workflow.dependencies_done(record, store)
+        return transitions.operator_retry(record, max_attempts, dependencies_done=done)
+
+    outcome = _transition(ref, plan, "retry", actor, if_state, if_version, store)
     reopened = workflow.reopen(ref, store) if outcome["before"] != State.COMPLETED else 0
     return outcome | ({"reopened": reopened} if reopened else {})
 

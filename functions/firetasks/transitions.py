@@ -223,17 +223,17 @@ def reopen(record: TaskRecord) -> dict[str, Any]:
             "expireAt": firestore.DELETE_FIELD}
 
 
-def operator_retry(record: TaskRecord, max_attempts: int | None = None) -> dict[str, Any]:
+def operator_retry(record: TaskRecord, max_attempts: int | None = None, *,
+                   dependencies_done: bool = True) -> dict[str, Any]:
     """An operator's retry of a finished task: `scheduled`, with a fresh attempt budget (of
     `max_attempts` if given), due now (`runAt`: the sweeper finds it should its event be lost).
-    A task that a failed dependency ended goes back to `waiting` for its dependencies instead
-    (released at once if they have completed since, ended again if one is still failed), its
-    error gone with the outcome it explained. History and the attempt count are kept."""
+    A task whose dependencies are not all done goes back to `waiting` for them instead (released
+    when they are, ended again by its policy if one is failed), its error gone with the outcome it
+    explained. History and the attempt count are kept."""
     if record.state not in FINAL_STATES:
         raise IllegalTransition(f"a {record.state} task cannot be retried: only a completed, "
                                 "failed or cancelled one")
-    error = record.fields.get("error")
-    waits = isinstance(error, dict) and error.get("type") == DEPENDENCY_FAILED
+    waits = not dependencies_done
     target = State.WAITING if waits else State.SCHEDULED
     check(record.state, target)
     fields: dict[str, Any] = {"state": target.value, "updatedAt": firestore.SERVER_TIMESTAMP,

@@ -80,12 +80,19 @@ def after_dependency(
     if finished.state != State.COMPLETED and policy != "run":
         return transitions.end_by_dependency(dependent, policy, dependency_failed(finished), now,
                                              retention)
+    return transitions.release(dependent, now) if dependencies_done(dependent, store) else None
+
+
+def dependencies_done(dependent: TaskRecord, store: TaskStore) -> bool:
+    """Whether every task `dependent` runs after has completed (under policy "run": finished),
+    a dependency that is gone counting as completed. Counts, not reads: one count query, and a
+    second only while some are not done."""
     refs = dependency_refs(dependent)
-    wanted = FINAL_STATES if policy == "run" else frozenset({State.COMPLETED})
+    wanted = FINAL_STATES if policy_of(dependent) == "run" else frozenset({State.COMPLETED})
     done = store.count_in(refs, [state.value for state in wanted])
     if done < len(refs):  # the rest unfinished, or gone?
         done += len(refs) - store.count_in(refs, [state.value for state in State])
-    return transitions.release(dependent, now) if done == len(refs) else None
+    return done == len(refs)
 
 
 def on_arrival(

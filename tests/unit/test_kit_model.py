@@ -29,7 +29,8 @@ class KitModel(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
         self.broken: set[str] = set()
-        self.started: dict[str, list[dict[str, str]]] = {}  # path -> its dependencies' states
+        self.started: dict[str, list[tuple[str, dict[str, str]]]] = {}  # path -> at each start:
+        # the task's policy and its dependencies' states
         registry = HandlerRegistry()
         for action in ACTIONS:
             registry.register("model", action, self.handler(action))
@@ -39,10 +40,11 @@ class KitModel(RuleBasedStateMachine):
     def handler(self, action: str):  # type: ignore[no-untyped-def]
         def handle(task: Task) -> str:
             record = self.queue.get(task.ref)
-            self.started.setdefault(task.path, []).append({
-                id: (found.state if found else "gone")
-                for id, found in zip(task.after, self.queue.store.read_all(
-                    [task.ref.parent.document(id) for id in task.after]), strict=True)})
+            self.started.setdefault(task.path, []).append((
+                record.fields.get("onDependencyFailure", "fail"),
+                {id: (found.state if found else "gone")
+                 for id, found in zip(task.after, self.queue.store.read_all(
+                     [task.ref.parent.document(id) for id in task.after]), strict=True)}))
             assert record.state in (State.RUNNING, State.SCHEDULED, State.RETRYING)
             if action in self.broken:
                 raise PermanentError(f"{action} is broken")
@@ -101,9 +103,7 @@ class KitModel(RuleBasedStateMachine):
     @invariant()
     def no_task_started_before_its_dependencies_allowed(self) -> None:
         for path, starts in self.started.items():
-            record = self.queue.store.read(self.queue.store.client.document(path))
-            policy = record.fields.get("onDependencyFailure", "fail") if record else "fail"
-            for states in starts:
+            for policy, states in starts:
                 allowed = FINAL_STATES if policy == "run" else {State.COMPLETED}
                 assert all(state in allowed or state == "gone" for state in states.values()), (
                     path, states)
@@ -118,7 +118,8 @@ class KitModel(RuleBasedStateMachine):
             assert not (finished and task.cancel_requested), task.path
             assert ("expireAt" in task.fields) == finished, task.path
             if task.state == State.SCHEDULED:
-                assert task.run_at is not None and task.run_at > self.queue.clock(), task.path
+                assert task.run_at is not None, task.path
+                assert task.run_at > self.queue.clock(), task.path
             if task.state == State.WAITING:
                 found = [dep for dep in self.queue.store.read_all(
                     [task.ref.parent.document(id) for id in task.fields["after"]]) if dep]
@@ -126,5 +127,5 @@ class KitModel(RuleBasedStateMachine):
 
 
 TestKitModel = KitModel.TestCase
-TestKitModel.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
+TestKitModel.settings = settings(max_examples=150, stateful_step_count=25, deadline=None,
                                  suppress_health_check=[HealthCheck.too_slow])

@@ -156,3 +156,20 @@ def test_the_kit_s_sweep_recovers_a_task_whose_event_was_lost(queue: MemoryQueue
     assert report.rewoken == 1
     queue.run()
     assert queue.get(ref).state == "completed"
+
+
+def test_a_dependent_cancelled_while_waiting_and_retried_waits_for_its_dependencies(
+    queue: MemoryQueue,
+) -> None:
+    """Found by tests/unit/test_kit_model.py: the retry scheduled it, and it ran first."""
+    start = queue.clock()
+    a, d = queue.add("orders/o-1", [NewTask("flow", "a", key="a", run_at=start + HOUR),
+                                    NewTask("flow", "d", key="d", after=["a"])])
+    queue.run(until=start)
+    queue.cancel(d)
+    assert queue.retry(d)["after"] == "waiting"
+    queue.run(until=start + HOUR / 2)
+    assert queue.get(d).state == "waiting"
+    queue.run()
+    assert (queue.get(a).state, queue.get(d).state) == ("completed", "completed")
+    assert queue.get(d).fields["startedAt"] >= queue.get(a).fields["finishedAt"]

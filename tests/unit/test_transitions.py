@@ -130,9 +130,9 @@ def test_a_release_keeps_a_later_run_at_of_the_task_s_own() -> None:
     assert transitions.release(record("waiting"), NOW)["runAt"] is firestore.SERVER_TIMESTAMP
 
 
-def test_an_operator_s_retry_of_a_task_a_dependency_ended_waits_for_its_dependencies() -> None:
+def test_an_operator_s_retry_of_a_task_whose_dependencies_are_not_done_waits_for_them() -> None:
     ended = record("failed", after=["a"], error={"type": "DependencyFailed", "dependency": "a"})
-    fields = transitions.operator_retry(ended)
+    fields = transitions.operator_retry(ended, dependencies_done=False)
     assert fields["state"] == "waiting"
     assert fields["error"] is firestore.DELETE_FIELD  # the error went with the outcome
     failed_itself = record("failed", after=["a"], error={"type": "Boom"})
