@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from firetasks.transitions import Ending
 from firetasks.wakeup import Waker
 
 FINISH_TRIES = 5  # re-reads of a task that changed while running before its outcome is dropped
+TRACEBACK_CHARS = 3000  # kept of a failure's traceback: 20 attempts of history stay under 64 KB
 
 
 class Attempts:
@@ -219,7 +221,7 @@ class Attempts:
 def _failed(ending: Ending, exc: Exception, now: datetime.datetime) -> Ending:
     """How an attempt that raised `exc` ended."""
     return Ending(ending.attempt, ending.started, now, error=error_of(exc),
-                  permanent=isinstance(exc, PermanentError),
+                  traceback=traceback_of(exc), permanent=isinstance(exc, PermanentError),
                   delay=exc.seconds if isinstance(exc, RetryAfter) else None)
 
 
@@ -244,3 +246,12 @@ def json_result(value: Any) -> Any:
 
 def error_of(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc) or repr(exc)}
+
+
+def traceback_of(exc: BaseException) -> str:
+    """Where a failure was raised, as the attempt's history keeps it: the last TRACEBACK_CHARS of
+    its traceback (the innermost frames)."""
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    if len(trace) > TRACEBACK_CHARS:
+        trace = "… (outer frames cut)\n" + trace[-TRACEBACK_CHARS:].split("\n", 1)[-1]
+    return trace

@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -160,8 +161,13 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
     for name in ("type", "action", "state", "attempts", "createdAt", "startedAt", "finishedAt",
                  "runAt", "expireAt"):
         print(f"{name:11} {fields.get(name, '')}")
-    if fields.get("error"):
-        print(f"{'error':11} {fields['error']['type']}: {fields['error']['message']}")
+    error = fields.get("error")
+    if error:
+        print(f"{'error':11} {error['type']}: {error['message']}")
+        traces = [entry["traceback"] for entry in fields.get("history") or []
+                  if entry.get("traceback")]
+        if traces and fields.get("state") in (State.FAILED, State.RETRYING):
+            print(textwrap.indent(traces[-1], " " * 12))
     print(f"{'data':11} {json.dumps(fields.get('data'), ensure_ascii=False)}")
     if "result" in fields:
         print(f"{'result':11} {json.dumps(fields['result'], ensure_ascii=False)}")

@@ -97,14 +97,15 @@ def as_claimed(record: TaskRecord, version: Any) -> TaskRecord:
 
 @dataclass(frozen=True)
 class Ending:
-    """How one attempt ended: its handler's `result`, or the `error` it raised (`permanent`: no
-    retry; `delay`: the handler's own RetryAfter)."""
+    """How one attempt ended: its handler's `result`, or the `error` it raised, and where
+    (`traceback`; `permanent`: no retry; `delay`: the handler's own RetryAfter)."""
 
     attempt: int
     started: datetime.datetime
     finished: datetime.datetime
     result: Any = None
     error: dict[str, str] | None = None
+    traceback: str | None = None
     permanent: bool = False
     delay: float | None = None
 
@@ -134,6 +135,8 @@ def end_attempt(
         fields["cancelRequested"] = firestore.DELETE_FIELD
     entry = {"attempt": ending.attempt, "startedAt": ending.started,
              "finishedAt": ending.finished, "outcome": state.value, "error": ending.error}
+    if ending.traceback is not None:
+        entry["traceback"] = ending.traceback
     fields["history"] = [*record.history[-(HISTORY_LIMIT - 1):], entry]
     return retained(fields, retention, ending.finished)
 

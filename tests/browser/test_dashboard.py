@@ -69,6 +69,13 @@ def test_an_admin_sees_why_a_task_failed_retries_it_and_sees_it_complete(
 
     row.click()
     expect(page.locator("#detail-fields")).to_contain_text("OrderError")
+    traceback = page.locator("#detail-traceback")  # where it failed, collapsed
+    expect(traceback).to_be_visible()
+    expect(traceback.locator("pre")).to_be_hidden()
+    traceback.locator("summary").click()
+    expect(traceback.locator("pre")).to_contain_text("Traceback (most recent call last):")
+    expect(traceback.locator("pre")).to_contain_text("shop/handlers.py")
+    expect(page.locator("#history details.traceback")).to_have_count(1)
     expect(page.locator("#retry")).to_be_visible()
     expect(page.locator("#detail-hint")).to_be_hidden()  # it has a handler
     shots(page, "task")

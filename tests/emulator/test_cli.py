@@ -41,6 +41,8 @@ def test_show_prints_the_error_and_history(capsys, failed_task):
     code, out, _ = run(capsys, "show", failed_task.path)
     assert code == 0
     assert "PermanentError: card declined" in out
+    assert "Traceback (most recent call last):" in out  # where it failed, indented under it
+    assert "            firetasks.errors.PermanentError: card declined" in out
     assert "attempt 1: failed" in out
 
 

@@ -447,11 +447,16 @@ async function loadTask(path) {
     if (name === "state") dd.append(stateBadge(value)); else dd.textContent = value;
     return [el("dt", name), dd];
   }));
+  const traces = (fields.history || []).map((entry) => entry.traceback).filter(Boolean);
+  const trace = ["failed", "retrying"].includes(fields.state) && traces[traces.length - 1];
+  $("#detail-traceback pre").textContent = trace || "";
+  show($("#detail-traceback"), Boolean(trace));
   $("#history tbody").replaceChildren(...(fields.history || []).slice().reverse().map((entry) => {
     const row = el("tr");
-    const error = entry.error ? `${entry.error.type}: ${entry.error.message}` : "";
+    const error = el("td", entry.error ? `${entry.error.type}: ${entry.error.message}` : "");
+    if (entry.traceback) error.append(traceback(entry.traceback));
     row.append(el("td", entry.attempt), el("td", when(entry.startedAt)),
-      el("td", when(entry.finishedAt)), el("td", entry.outcome), el("td", error));
+      el("td", when(entry.finishedAt)), el("td", entry.outcome), error);
     return row;
   }));
   $("#detail-data").textContent = JSON.stringify(fields.data, null, 2);
@@ -463,6 +468,13 @@ async function loadTask(path) {
   if (listed.has(task.path)) listed.set(task.path, task);
   if (row) row.replaceWith(taskRow(task));
   watchDetail();
+}
+
+// A failure's traceback, collapsed: where it was raised, one click away.
+function traceback(text) {
+  const details = el("details", null, "traceback");
+  details.append(el("summary", "traceback"), el("pre", text));
+  return details;
 }
 
 // A running task's progress ({fraction, message, at}) as a bar with its message.
