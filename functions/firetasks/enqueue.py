@@ -7,11 +7,15 @@ its tasks collection under its parent; `unique="global"` makes it unique across 
 a lock document (`firetasksKeys/{collection}:{id}`, see `lock_id`) created in the same batch.
 
 `after` names a task by its id, or by the key of a task in the same batch.
+
+Given the queue's `registry=` (or the `queue=` itself), the helpers refuse a task no handler is
+registered for (a typo would otherwise leave it scheduled for ever), naming the closest names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -20,8 +24,10 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.config import TaskQueue
 from firetasks.errors import InvalidTask
 from firetasks.new_task import NewTask
+from firetasks.registry import HandlerRegistry
 from firetasks.store import FirestoreStore, TaskStore
 from firetasks.task import DEFAULT_COLLECTIONS, TASK_ID_PATTERN, find_cycle, handler_name
 
@@ -80,6 +86,25 @@ def _name(task: NewTask) -> str:
     return task.key or handler_name(task.type, task.action)
 
 
+def check_handlers(tasks: Iterable[NewTask], registry: HandlerRegistry) -> None:
+    """Refuse tasks that no handler of `registry` runs: InvalidTask naming each, with the closest
+    registered names (a typo: `order.sned` -> did you mean 'order.send'?)."""
+    names = registry.names()
+    found: list[str] = []
+    for task in tasks:
+        if registry.lookup(task.type, task.action) is not None:
+            continue
+        name = handler_name(task.type, task.action)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = (f": did you mean {' or '.join(map(repr, close))}?" if close
+                else f" (registered: {', '.join(names) or 'none'})" if len(names) <= 10 else "")
+        problem = f"no handler is registered for {name!r}{hint}"
+        if problem not in found:
+            found.append(problem)
+    if found:
+        raise InvalidTask(found)
+
+
 def check_graph(tasks: Sequence[NewTask], existing: Iterable[str] = ()) -> None:
     """Refuse dependencies on the task itself, on ids neither in the batch (by key) nor among
     `existing`, and cycles: InvalidTask, naming them."""
@@ -124,24 +149,50 @@ def create_with_tasks(
     fields: Mapping[str, Any],
     tasks: Iterable[NewTask],
     *,
-    collection: str = DEFAULT_COLLECTIONS[0],
+    collection: str | None = None,
     store: TaskStore | None = None,
+    registry: HandlerRegistry | None = None,
+    queue: TaskQueue | None = None,
 ) -> list[DocumentReference]:
     """Create `parent` (failing if it exists) and its tasks atomically: all of them or none. If
-    every task has a key and they all exist with the parent, it was done before: their refs."""
-    return _create(parent, list(tasks), collection, fields, store or FirestoreStore())
+    every task has a key and they all exist with the parent, it was done before: their refs.
+    With `registry=` (or `queue=`: its registry, and its first collection by default), a task
+    without a handler there is refused (InvalidTask, naming the closest handlers)."""
+    return _create(parent, _checked(tasks, registry, queue), _collection(collection, queue),
+                   fields, store or FirestoreStore())
 
 
 def add_tasks(
     parent: DocumentReference,
     tasks: Iterable[NewTask],
     *,
-    collection: str = DEFAULT_COLLECTIONS[0],
+    collection: str | None = None,
     store: TaskStore | None = None,
+    registry: HandlerRegistry | None = None,
+    queue: TaskQueue | None = None,
 ) -> list[DocumentReference]:
     """Add tasks under `parent` (which need not exist) atomically. A task whose key exists is not
-    created again: the existing task's ref is returned in its place."""
-    return _create(parent, list(tasks), collection, None, store or FirestoreStore())
+    created again: the existing task's ref is returned in its place. `registry=` and `queue=` as
+    for create_with_tasks."""
+    return _create(parent, _checked(tasks, registry, queue), _collection(collection, queue),
+                   None, store or FirestoreStore())
+
+
+def _checked(tasks: Iterable[NewTask], registry: HandlerRegistry | None,
+             queue: TaskQueue | None) -> list[NewTask]:
+    tasks = list(tasks)
+    if registry is not None and queue is not None and registry is not queue.registry:
+        raise ValueError("give the registry or the queue, not both")
+    registry = registry or (queue.registry if queue is not None else None)
+    if registry is not None:
+        check_handlers(tasks, registry)
+    return tasks
+
+
+def _collection(collection: str | None, queue: TaskQueue | None) -> str:
+    if collection is not None:
+        return collection
+    return queue.collections[0] if queue is not None else DEFAULT_COLLECTIONS[0]
 
 
 def _create(

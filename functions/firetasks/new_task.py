@@ -37,6 +37,23 @@ class NewTask:
         """The task's id if its key fixes one (else Firestore picks a random one)."""
         return None if self.key is None else task_id(self.key)
 
+    def __post_init__(self) -> None:
+        """Refuse at once what would fail later, less clearly: a `data` that is no map, a naive
+        `run_at` (compared with the aware clock, it raised TypeError in the processor), an
+        `after` given as one string (read as a list of its letters)."""
+        found = []
+        if not isinstance(self.data, Mapping):
+            found.append(f"'data' must be a map, got {_describe(self.data)}")
+        if self.run_at is not None and not isinstance(self.run_at, datetime.datetime):
+            found.append(f"'run_at' must be a datetime, got {_describe(self.run_at)}")
+        elif self.run_at is not None and self.run_at.utcoffset() is None:
+            found.append(f"'run_at' must be timezone-aware (e.g. datetime.now(datetime.UTC) + "
+                         f"delay), got the naive {self.run_at.isoformat()}")
+        if isinstance(self.after, str | bytes) or not isinstance(self.after, Sequence):
+            found.append(f"'after' must be a list of task ids or keys, got {_describe(self.after)}")
+        if found:
+            raise InvalidTask(found)
+
     def document(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "type": self.type,
@@ -61,6 +78,11 @@ class NewTask:
             "createdAt": firestore.SERVER_TIMESTAMP,
             "updatedAt": firestore.SERVER_TIMESTAMP,
         }
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def task_id(key: str) -> str:

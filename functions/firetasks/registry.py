@@ -143,6 +143,10 @@ class HandlerRegistry:
                              "attempt is never marked running, so a second could start beside "
                              "it): drop atomic=True")
         access = ClientAccess() if client is True else client or None
+        unbalanced = unbalanced_expression(access.data) if access else None
+        if access and unbalanced:
+            raise ValueError(f"'{type}.{action}': the client rules expression {access.data!r} "
+                             f"{unbalanced}")
         self._registrations[type, action] = Registration(
             handler=func, retry=retry, client=access, lease=lease, atomic=atomic,
             retention=retention, schedule=schedule, limits=limits)
@@ -194,3 +198,40 @@ class HandlerRegistry:
         return sorted(((type, action, registration.schedule)
                        for (type, action), registration in self._registrations.items()
                        if registration.schedule is not None), key=lambda found: found[:2])
+
+
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
+
+
+def unbalanced_expression(expression: str) -> str | None:
+    """What is unbalanced in a security-rules expression (its brackets, parentheses, braces and
+    quotes, a backslash escaping inside quotes), or None. `firetasks rules` copies a ClientAccess's
+    `data` into the rules as written: a slip would break the whole rules file at deploy."""
+    opened: list[tuple[str, int]] = []
+    quote: tuple[str, int] | None = None
+    escaped = False
+    for at, char in enumerate(expression):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote[0]:
+                quote = None
+        elif char in "'\"":
+            quote = (char, at)
+        elif char in _CLOSING:
+            opened.append((char, at))
+        elif char in _CLOSING.values():
+            if not opened:
+                return f"has an unmatched {char!r} at {at}"
+            start, start_at = opened.pop()
+            if _CLOSING[start] != char:
+                return (f"has {char!r} at {at} where {_CLOSING[start]!r} should close the "
+                        f"{start!r} at {start_at}")
+    if quote is not None:
+        return f"has an unclosed quote {quote[0]} at {quote[1]}"
+    if opened:
+        char, at = opened[-1]
+        return f"has an unclosed {char!r} at {at} (missing {_CLOSING[char]!r})"
+    return None
