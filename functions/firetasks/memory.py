@@ -12,12 +12,13 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from google.api_core import exceptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+from firetasks.conditional import Write
 from firetasks.errors import TaskChanged, TaskNotFound
-from firetasks.memory_writes import applied, array_contains
+from firetasks.memory_client import MemoryClient
+from firetasks.memory_writes import applied, array_contains, batch_applied
 from firetasks.record import TaskRecord
 from firetasks.staging import StagedWrites
 from firetasks.store import new_refs
@@ -45,10 +46,9 @@ class MemoryStore:
     moves on, written as Firestore writes them (firetasks.memory_writes: what it refuses raises
     ValueError naming it). Every write of a document is queued as a trigger event."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, database: str = "(default)") -> None:
         self.clock = clock
-        self.client = firestore.Client(project="firetasks-memory",
-                                       credentials=AnonymousCredentials())
+        self.client = MemoryClient(self, database=database)  # refs that read and write here
         self.documents: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, datetime.datetime] = {}
         self._writes = itertools.count(1)
@@ -77,37 +77,33 @@ class MemoryStore:
     ) -> Any | None:
         if self.versions.get(ref.path) != version:
             return None
-        after: dict[str, dict[str, Any] | None] = {}  # all or nothing: every write is worked out
-        changes: list[tuple[str, dict[str, Any] | None]] = []  # before any is applied
+        after = batch_applied(list(staged), self.documents.get, self.versions.get, self.clock())
+        task = after[ref.path] if ref.path in after else self.documents.get(ref.path)
+        self._applied("update", task, fields)  # refuse the task's write before any is applied
+        self._apply(after)
+        return self._versioned([ref.path, *after], self.put(ref.path, fields))
 
-        def current(path: str) -> dict[str, Any] | None:
-            return after[path] if path in after else self.documents.get(path)
+    def commit(self, writes: Sequence[Write]) -> datetime.datetime:
+        """A batch of writes, all or nothing (firetasks.memory_writes.batch_applied), each
+        document written queued as a trigger event (a delete is not)."""
+        after = batch_applied(writes, self.documents.get, self.versions.get, self.clock())
+        return self._versioned(list(after), self._apply(after) or self.clock())
 
-        for write in staged:
-            path, document = write.ref.path, current(write.ref.path)
-            if write.operation == "create" and document is not None:
-                raise exceptions.Conflict(  # type: ignore[no-untyped-call]
-                    f"document already exists: {path}")
-            if write.operation == "update" and document is None:
-                raise exceptions.NotFound(  # type: ignore[no-untyped-call]
-                    f"no document to update: {path}")
-            if write.if_version is not None and self.versions.get(path) != write.if_version:
-                raise exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
-                    f"changed since it was read: {path}")
-            after[path] = self._applied(write.operation, document, write.fields or {},
-                                       merge=write.merge)
-            changes.append((path, after[path]))
-        self._applied("update", current(ref.path), fields)  # refuse the task's write before any
-        for path, document in changes:
+    def _apply(self, after: Mapping[str, dict[str, Any] | None]) -> datetime.datetime | None:
+        version = None
+        for path, document in after.items():
             if document is None:
                 self._delete(path)
             else:
-                self._store(path, document)
-        committed = self.put(ref.path, fields)
-        for path in {ref.path, *after}:  # as Firestore gives every write of a commit its time
+                version = self._store(path, document)
+        return version
+
+    def _versioned(self, paths: Sequence[str], version: datetime.datetime) -> datetime.datetime:
+        """Give each written document of a commit the commit's version, as Firestore does."""
+        for path in paths:
             if path in self.documents:
-                self.versions[path] = committed
-        return committed
+                self.versions[path] = version
+        return version
 
     def write_all_if_unchanged(
         self, changes: Sequence[tuple[TaskRecord, Mapping[str, Any]]]

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.transforms import Sentinel, _NumericValue, _ValueList
+
+from firetasks.conditional import Write
 
 Path = tuple[str, ...]
 _MISSING = object()
@@ -86,6 +89,33 @@ def _transformed(current: Any, transform: Any, path: Path, now: datetime.datetim
                 items.append(value)
         return items
     return [item for item in items if not any(_same(item, value) for value in values)]
+
+
+def batch_applied(
+    writes: Sequence[Write], document: Callable[[str], Mapping[str, Any] | None],
+    version: Callable[[str], Any], now: datetime.datetime,
+) -> dict[str, dict[str, Any] | None]:
+    """The documents a batch of writes leaves, by path (None: deleted), all worked out before any
+    is applied, as Firestore commits a batch: all or nothing. `document` and `version` say what
+    is stored now. Raises Conflict (a create of an existing document), NotFound (an update of a
+    missing one), FailedPrecondition (a write conditional on a version the document left) and
+    ValueError (what `applied` refuses)."""
+    after: dict[str, dict[str, Any] | None] = {}
+    for write in writes:
+        path = write.ref.path
+        current = after[path] if path in after else document(path)
+        if write.operation == "create" and current is not None:
+            raise exceptions.Conflict(  # type: ignore[no-untyped-call]
+                f"document already exists: {path}")
+        if write.operation == "update" and current is None:
+            raise exceptions.NotFound(  # type: ignore[no-untyped-call]
+                f"no document to update: {path}")
+        if write.if_version is not None and version(path) != write.if_version:
+            raise exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
+                f"changed since it was read: {path}")
+        after[path] = applied(write.operation, current, write.fields or {}, now,
+                              merge=write.merge)
+    return after
 
 
 def _extract(

@@ -10,15 +10,19 @@ the outcomes are there to assert on. The clock starts at START (2030-01-01 UTC).
     queue.run()
     assert queue.get(ref).state == "completed"
 
-Handlers get a `Task` whose `ref` and `client` name the task but reach no database: a handler that
-reads or writes Firestore itself needs the emulator suite. An atomic handler's staged writes
-(`task.writes`) do land in the store, with the task's outcome: `queue.document(path)` shows them.
+Handlers get a `Task` whose `ref`, `parent` and `client` reach the kit's in-memory Firestore
+(firetasks.memory_client): they read and write the store's documents, `queue.document(path)` shows
+them, and a task written there is a trigger event. An atomic handler's staged writes
+(`task.writes`) land there too, with the task's outcome. While the kit runs, the library logs
+through Python's `logging` (logger "firetasks"), where pytest's caplog sees it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
+import functools
 import heapq
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,15 +35,19 @@ from firetasks.audit import Actor
 from firetasks.config import TaskQueue
 from firetasks.enqueue import add_tasks
 from firetasks.errors import TaskNotFound
+from firetasks.handler import Task
 from firetasks.memory import START, FakeClock, MemoryStore
+from firetasks.memory_client import MemoryClient
+from firetasks.memory_kit import Triggers, UntriggeredTask, UntriggeredTaskWarning, kit_logging
 from firetasks.new_task import NewTask
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
 from firetasks.recovery import SweepReport
-from firetasks.registry import HandlerRegistry
-from firetasks.task import DEFAULT_COLLECTIONS
+from firetasks.registry import Handler, HandlerRegistry
+from firetasks.task import DEFAULT_COLLECTIONS, split_handler_name
 
-__all__ = ["START", "FakeClock", "MemoryQueue", "MemoryStore"]
+__all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "UntriggeredTask",
+           "UntriggeredTaskWarning"]
 MAX_STEPS = 10_000  # events and wake-ups in one run(): beyond, a task loops
 KIT = Actor(uid="memory-queue", email="kit@firetasks.test", via="kit")  # who prunes in the kit
 
@@ -72,19 +80,46 @@ class RecordingDispatcher:
 
 
 class MemoryQueue:
-    """A TaskQueue run inline: the real processor over a MemoryStore, on a fake clock."""
+    """A TaskQueue run inline: the real processor over a MemoryStore, on a fake clock.
+
+    `MemoryQueue(queue)` takes the app's TaskQueue (its registry, collections and timeout), or
+    a HandlerRegistry (with `collections=`, the tasks collections; default "tasks"). It runs the
+    tasks a deployed `task_trigger` runs: those under a top-level parent, or, given `documents=`,
+    those at the trigger patterns given (`["invoices/{invoiceId}/jobs/{taskId}"]`). `start`: the
+    fake clock's first time (START, 2030-01-01 UTC, by default). `raise_errors`: `run()` raises a
+    handler's exception once the attempt's outcome is written (Celery's task_eager_propagates).
+    """
 
     def __init__(
-        self, registry: HandlerRegistry, *, collections: tuple[str, ...] = DEFAULT_COLLECTIONS
+        self, queue: TaskQueue | HandlerRegistry, *, collections: tuple[str, ...] | None = None,
+        documents: Sequence[str] = (), start: datetime.datetime = START,
+        raise_errors: bool = False,
     ) -> None:
-        self.clock = FakeClock()
-        self.store = MemoryStore(self.clock)
+        if isinstance(queue, HandlerRegistry):
+            queue = TaskQueue(queue, collections=collections or DEFAULT_COLLECTIONS)
+        elif not isinstance(queue, TaskQueue):
+            raise TypeError(f"MemoryQueue takes a TaskQueue (firetasks.TaskQueue) or a "
+                            f"HandlerRegistry, not {type(queue).__name__}")
+        elif collections is not None:
+            raise TypeError("MemoryQueue(queue, collections=...): a TaskQueue names its own "
+                            "collections (TaskQueue(registry, collections=...))")
+        self.errors: list[Exception] = []  # the handlers' exceptions, with raise_errors
+        self.raise_errors = raise_errors
+        self.clock = FakeClock(start)
+        self.store = MemoryStore(self.clock, database=queue.database)
         self.waker = RecordingWaker()
-        self.queue = TaskQueue(registry, collections=collections)
+        self.queue = dataclasses.replace(queue, registry=self._kit_registry(queue.registry))
+        self.triggers = Triggers(self.queue, documents)
         self.dispatcher = RecordingDispatcher()
         self.processor = TaskProcessor(self.queue, waker=self.waker, store=self.store,
                                        clock=self.clock, dispatcher=self.dispatcher,
                                        sleep=self.clock.advance)
+
+    @property
+    def client(self) -> MemoryClient:
+        """The kit's Firestore client (firetasks.memory_client): what handlers get as
+        `task.client`, reading and writing the kit's documents."""
+        return self.store.client
 
     def enqueue(
         self, parent: str, task: NewTask, *, collection: str | None = None
@@ -96,23 +131,28 @@ class MemoryQueue:
     def add(
         self, parent: str, tasks: Sequence[NewTask], *, collection: str | None = None
     ) -> list[DocumentReference]:
-        """Add tasks under `parent` atomically, as `add_tasks` does: keys, dependencies."""
-        return add_tasks(self.store.client.document(parent), tasks,
-                         collection=collection or self.queue.collections[0], store=self.store)
+        """Add tasks under `parent` atomically, as `add_tasks` does: keys, dependencies. Raises
+        UntriggeredTask if no trigger the kit mirrors would run tasks there."""
+        collection = collection or self.queue.collections[0]
+        self.triggers.check(f"{parent}/{collection}/x")
+        return add_tasks(self.store.client.document(parent), tasks, collection=collection,
+                         store=self.store)
 
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
-        """Write a task document as a client SDK would, with the fields given."""
+        """Write a document as a client SDK would, with the fields given (a trigger event)."""
         self.store.put(path, fields)
         return self.store.client.document(path)
 
+    @kit_logging
     def run(self, *, until: datetime.datetime | None = None) -> int:
         """Deliver every trigger event and every wake-up, moving the clock to each wake-up's time
-        (up to `until`, if given), until nothing is left; the number delivered."""
+        (up to `until`, if given), until nothing is left; the number delivered. A task no
+        trigger matches is left as it is, with an UntriggeredTaskWarning."""
         for step in range(MAX_STEPS):
             if self.store.events:
                 path, before = self.store.events.pop(0)
                 record = self.store.read(self.store.client.document(path))
-                if record is not None and path.split("/")[-2] in self.queue.collections:
+                if record is not None and self.triggers.runs(path):
                     self.processor.handle(record, before)
             elif self.dispatcher.pending:
                 self.processor.run_admitted(self.dispatcher.pending.pop(0))
@@ -122,13 +162,39 @@ class MemoryQueue:
                 self.processor.wake(ref)
             else:
                 return step
+            if self.errors:
+                raise self.errors.pop(0)
         raise RuntimeError(f"tasks still running after {MAX_STEPS} steps: a handler loops")
 
+    def _kit_registry(self, registry: HandlerRegistry) -> HandlerRegistry:
+        """The user's registry as the kit runs it: with raise_errors, each handler wrapped to
+        keep its exception for `run()` (the user's registry is left as it is)."""
+        if not self.raise_errors:
+            return registry
+        kit = HandlerRegistry()
+        for name in registry.names():
+            type, action = split_handler_name(name)
+            registration = registry.lookup(type, action)
+            assert registration is not None
+            options = {field.name: getattr(registration, field.name)
+                       for field in dataclasses.fields(registration) if field.name != "handler"}
+            kit.register(type, action, self._keeping_errors(registration.handler), **options)
+        return kit
+
+    def _keeping_errors(self, handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(task: Task) -> Any:
+            try:
+                return handler(task)
+            except Exception as exc:
+                self.errors.append(exc)
+                raise
+        return run
+
     def get(self, ref: DocumentReference | str) -> TaskRecord:
-        path = ref if isinstance(ref, str) else ref.path
-        record = self.store.read(self.store.client.document(path))
+        record = self.store.read(self._ref(ref))
         if record is None:
-            raise TaskNotFound(f"no task at {path}")
+            raise TaskNotFound(f"no task at {self._ref(ref).path}")
         return record
 
     def document(self, path: str) -> dict[str, Any] | None:
@@ -143,21 +209,28 @@ class MemoryQueue:
                  if path.split("/")[-2] in self.queue.collections]
         return [record for record in found if wanted is None or record.state in wanted]
 
-    def retry(self, ref: DocumentReference, **options: Any) -> dict[str, Any]:
-        """What an operator's Retry does (firetasks.operations.retry)."""
-        return operations.retry(ref, store=self.store, **options)
+    @kit_logging
+    def retry(self, ref: DocumentReference | str, **options: Any) -> dict[str, Any]:
+        """What an operator's Retry does (firetasks.operations.retry); a ref or a path."""
+        return operations.retry(self._ref(ref), store=self.store, **options)
 
-    def cancel(self, ref: DocumentReference, **options: Any) -> dict[str, Any]:
-        """What an operator's Cancel does (firetasks.operations.cancel)."""
-        return operations.cancel(ref, store=self.store, queue=self.queue, now=self.clock(),
-                                 **options)
+    @kit_logging
+    def cancel(self, ref: DocumentReference | str, **options: Any) -> dict[str, Any]:
+        """What an operator's Cancel does (firetasks.operations.cancel); a ref or a path."""
+        return operations.cancel(self._ref(ref), store=self.store, queue=self.queue,
+                                 now=self.clock(), **options)
 
+    def _ref(self, ref: DocumentReference | str) -> DocumentReference:
+        return self.store.client.document(ref if isinstance(ref, str) else ref.path)
+
+    @kit_logging
     def tick(self, type: str, action: str) -> DocumentReference | None:
         """What a periodic handler's scheduled function does at the clock's time
         (firetasks.periodic.tick): the task of its latest firing, None if that exists already."""
         return periodic.tick(self.store.client, self.queue, type, action, self.clock(),
                              store=self.store)
 
+    @kit_logging
     def sweep(self) -> SweepReport:
         """What the scheduled sweeper does at the clock's time (firetasks.recovery.sweep):
         expired leases ended, lost events and wake-ups made up for. The kit holds no key slots
@@ -165,6 +238,7 @@ class MemoryQueue:
         return recovery.sweep(self.processor, self.store.client, now=self.clock(),
                               reclaim=False)
 
+    @kit_logging
     def prune(self, *, older_than: datetime.timedelta | None = None,
               dry_run: bool = False) -> operations.PruneReport:
         """What `firetasks prune` does at the clock's time (firetasks.operations.prune): delete
