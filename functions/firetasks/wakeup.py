@@ -5,6 +5,12 @@ both in precision and in cost (one queued task and one invocation per delay). Th
 Cloud Tasks emulator dispatches at once and ignores `scheduleTime` (firebase-tools issue 8254), so a
 wake-up that arrives early waits out the rest of the delay itself, at most WAIT_LIMIT seconds per
 dispatch, and enqueues itself again beyond that. In production the wait is about zero.
+
+Cloud Tasks refuses a `scheduleTime` more than 30 days ahead. A wake-up due later is scheduled at
+the horizon (WAKE_HORIZON, 29 days, from now: `horizon_at`), and the processor's wake, finding the
+task not yet due, schedules the next one from there: a task due in 90 days is woken three times on
+the way and starts at its `runAt`. CloudTasksWaker does this itself; HorizonWaker does it for any
+other waker (the test kit's, say), so that it refuses what Cloud Tasks refuses.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from firebase_functions import https_fn, logger, tasks_fn
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.clock import Clock, utc_now
 from firetasks.trigger_options import WakeTriggerOptions
 
 TASKS_EMULATOR = "CLOUD_TASKS_EMULATOR_HOST"
 WAKE_FUNCTION = "wakeTasks"  # also the Cloud Tasks queue id: letters, digits and hyphens only
 WAIT_LIMIT = 30.0  # seconds; well below the wake function's timeout
+WAKE_HORIZON = datetime.timedelta(days=29)  # Cloud Tasks takes a scheduleTime up to 30 days ahead
 
 
 class Waker(Protocol):
@@ -32,14 +40,33 @@ class Waker(Protocol):
         """Have the task woken at `at`; whether that was arranged."""
 
 
-class CloudTasksWaker:
-    """Enqueues wake-ups on the queue of the `wakeTasks` task-queue function."""
+def horizon_at(at: datetime.datetime, now: datetime.datetime) -> datetime.datetime:
+    """When to schedule a wake-up due at `at`: `at` itself, or the horizon (now + WAKE_HORIZON)
+    if `at` is further ahead; the wake-up at the horizon schedules the next (module docstring)."""
+    return min(at, now + WAKE_HORIZON)
 
-    def __init__(self, function_name: str = WAKE_FUNCTION) -> None:
-        self.function_name = function_name
+
+class HorizonWaker:
+    """A waker whose wake-ups are never scheduled beyond the horizon (horizon_at): wraps one."""
+
+    def __init__(self, waker: Waker, clock: Clock = utc_now) -> None:
+        self.waker = waker
+        self.clock = clock
 
     def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> bool:
-        return self.enqueue(ref, at=at)
+        return self.waker.wake_at(ref, horizon_at(at, self.clock()))
+
+
+class CloudTasksWaker:
+    """Enqueues wake-ups on the queue of the `wakeTasks` task-queue function, at most
+    WAKE_HORIZON ahead (horizon_at)."""
+
+    def __init__(self, function_name: str = WAKE_FUNCTION, clock: Clock = utc_now) -> None:
+        self.function_name = function_name
+        self.clock = clock
+
+    def wake_at(self, ref: DocumentReference, at: datetime.datetime) -> bool:
+        return self.enqueue(ref, at=horizon_at(at, self.clock()))
 
     def enqueue(
         self, ref: DocumentReference, *, at: datetime.datetime | None = None,
