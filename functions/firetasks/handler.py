@@ -105,5 +105,16 @@ class Task:
         return cast(DocumentReference | None, self.ref.parent.parent)
 
     @property
+    def parent_ref(self) -> DocumentReference:
+        """The parent document, typed as one: `task.writes.update(task.parent_ref, {...})`
+        type-checks where `task.parent` (None for a task at the root) does not. Raises
+        ValueError for a task at the root (a tasks collection of the database's)."""
+        parent = self.parent
+        if parent is None:
+            raise ValueError(f"task {self.path} ({self.name}) is at the root of the database: "
+                             "it has no parent document")
+        return parent
+
+    @property
     def name(self) -> str:
         return handler_name(self.type, self.action)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from firetasks.handler import Task
 from firetasks.limits import Limits, Rate
@@ -15,6 +15,8 @@ from firetasks.schedule import Schedule
 from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, handler_name
 
 Handler = Callable[[Task], Any]
+H = TypeVar("H", bound=Handler)
+"""A decorated handler keeps its own type (`-> dict[str, Any]`, say): the decorators return it."""
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,14 @@ class HandlerRegistry:
         concurrency: int | None = None,
         rate: str | Rate | None = None,
         key: Callable[[Task], object] | None = None,
-    ) -> Callable[[Handler], Handler]:
+    ) -> Callable[[H], H]:
         """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
         create its tasks; `atomic=True` commits its staged writes with its outcome;
         `concurrency=5` runs at most 5 of its attempts at once, `rate="10/s"` (or "600/m")
         starts at most that many (firetasks.limits); with `key=lambda task: ...`, both hold
         per value of the key (firetasks.key_slots)."""
 
-        def register(func: Handler) -> Handler:
+        def register(func: H) -> H:
             self.register(type, action, func, retry=retry, client=client, lease=lease,
                           atomic=atomic, retention=retention,
                           limits=Limits.of(concurrency, rate, key))
@@ -102,13 +104,13 @@ class HandlerRegistry:
         retry: RetryPolicy = DEFAULT_RETRY,
         lease: datetime.timedelta | None = None,
         retention: RetentionPolicy = DEFAULT_RETENTION,
-    ) -> Callable[[Handler], Handler]:
+    ) -> Callable[[H], H]:
         """Register the decorated function as a handler whose tasks a schedule creates, e.g.
         `schedule="every day 06:00", timezone="Europe/Berlin"` or `schedule="0 6 * * *"`
         (firetasks.schedule); `periodic_triggers` deploys one Cloud Scheduler job for each."""
         parsed = Schedule.parse(schedule, timezone)
 
-        def register(func: Handler) -> Handler:
+        def register(func: H) -> H:
             self.register(type, action, func, retry=retry, lease=lease, retention=retention,
                           schedule=parsed)
             return func
