@@ -35,7 +35,7 @@ def test_it_takes_a_task_queue_and_honours_its_collections_and_timeout():
 
 
 def test_bad_arguments_fail_naming_what_it_takes():
-    with pytest.raises(TypeError, match="TaskQueue .* or a HandlerRegistry, not str"):
+    with pytest.raises(TypeError, match=r"TaskQueue .* or a HandlerRegistry, not str"):
         MemoryQueue("main.queue")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="a TaskQueue names its own collections"):
         MemoryQueue(TaskQueue(registry()), collections=("jobs",))
