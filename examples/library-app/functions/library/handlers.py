@@ -1,5 +1,6 @@
 """The loans' background jobs, run by firetasks: `loan.sendReceipt` and `loan.sendReminder` each
-write a notification, which the library's mailer (not part of this example) sends."""
+write a notification, which the library's mailer (not part of this example) sends;
+`loan.archive` files a returned loan in the archive, exactly once."""
 
 from __future__ import annotations
 
@@ -54,3 +55,20 @@ def send_receipt(task: Task) -> dict[str, str]:
     once_per_parent=True, data="data.size() == 0"))
 def send_reminder(task: Task) -> dict[str, str]:
     return _notify(task, "reminder")
+
+
+ARCHIVE = "archive"
+
+
+# A returned loan is filed in the archive and marked archived, in one commit with the job's
+# completion (atomic: the writes happen if and only if the job completes, exactly once).
+@registry.handler("loan", "archive", atomic=True)
+def archive(task: Task) -> dict[str, str]:
+    loan = _loan(task)  # the job's parent: the loan
+    if loan.get("status") != "returned":
+        raise LoanError(f"loan {task.parent.path} is {loan.get('status')}, not returned")
+    entry = task.client.collection(ARCHIVE).document(task.parent.id)
+    task.writes.set(entry, {"memberUid": loan.get("memberUid"), "title": loan.get("title"),
+                            "archivedAt": firestore.SERVER_TIMESTAMP})
+    task.writes.update(task.parent, {"status": "archived"})
+    return {"archive": entry.path}
