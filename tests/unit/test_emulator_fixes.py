@@ -1,7 +1,8 @@
-"""tools/emulator_fixes.cjs, which firebase-tools preloads, run under Node: Python workers started
-at once get distinct ports (portfinder alone gave 16 distinct ports for 20 such requests here),
-and the emulator's requests to its workers do not reuse connections (Node's default agent does,
-and a worker's gunicorn closes idle ones: a request on a closing one fails)."""
+"""firetasks/emulator_fixes.cjs (shipped in the wheel), which firebase-tools preloads, run under
+Node: Python workers started at once get distinct ports (portfinder alone gave 16 distinct ports
+for 20 such requests here), and the emulator's requests to its workers do not reuse connections
+(Node's default agent does, and a worker's gunicorn closes idle ones: a request on a closing one
+fails)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from firetasks.emulator_fixes import preload_path
 
 ROOT = Path(__file__).parents[2]
 PROBE = """
@@ -27,7 +30,7 @@ def preloaded(preload: bool) -> dict:
     tools = ROOT / "node_modules" / "firebase-tools"
     if node is None or not tools.is_dir():
         pytest.fail("node and firebase-tools are missing: run `make install`")
-    flags = ["--require", str(ROOT / "tools" / "emulator_fixes.cjs")] if preload else []
+    flags = ["--require", str(preload_path())] if preload else []
     env = {name: value for name, value in os.environ.items()
            if name != "NODE_OPTIONS"}  # under `make test`, the emulators' own preload
     done = subprocess.run([node, *flags, "-e", PROBE, str(tools)], capture_output=True,

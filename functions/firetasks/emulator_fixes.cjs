@@ -1,6 +1,7 @@
-// Preloaded into firebase-tools by tools/emulators.py (NODE_OPTIONS=--require). Two races of the
-// Functions emulator with its Python workers, each of which failed a worker's request (and so
-// lost a trigger event) in about one full test run in five:
+// Preloaded into firebase-tools (NODE_OPTIONS=--require, see firetasks.emulator_fixes: shipped in
+// the firetasks wheel, `firetasks emulators-preload` prints its path). Two races of the Functions
+// emulator with its Python workers, each of which failed a worker's request (and so lost a trigger
+// event) in about one full test run in five:
 //
 // 1. Ports. The emulator starts a Python worker per concurrent request, each on a port that
 //    portfinder finds free from a random base in 8081-9080. Two workers started at once can be
@@ -11,15 +12,17 @@
 //    a connection as gunicorn closes it fails ("socket hang up"). Here connections are not
 //    reused: one connection per request, as the emulator did before Node 19.
 "use strict";
+const fs = require("fs");
 const http = require("http");
-const path = require("path");
 
 http.globalAgent = new http.Agent({ keepAlive: false });
 
+// The portfinder that firebase-tools itself loads: resolved from the script node runs (the
+// `firebase` command: a link to firebase-tools' lib/bin/firebase.js, wherever it is installed).
 let portfinder = null;
 try {
   portfinder = require(require.resolve("portfinder", {
-    paths: [path.join(__dirname, "..", "node_modules", "firebase-tools")],
+    paths: [fs.realpathSync(process.argv[1])],
   }));
 } catch {
   // not firebase-tools' node process, or no portfinder there: nothing to fix
