@@ -22,7 +22,7 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import cli_format, cli_project, client_rules, db, operations, queries
+from firetasks import cli_format, cli_project, client_rules, db, emulator_fixes, operations, queries
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
@@ -115,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
                        help="instead, finished tasks whose finishedAt is older: 30d, 12h, 90m")
     prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     prune.set_defaults(run=run_prune)
+    emulator_fixes.add_command(commands)
     return root
 
 

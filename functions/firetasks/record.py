@@ -75,7 +75,9 @@ class TaskRecord:
     @property
     def run_at(self) -> datetime.datetime | None:
         value = self.fields.get("runAt")
-        return value if isinstance(value, datetime.datetime) else None
+        if not isinstance(value, datetime.datetime):
+            return None
+        return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
 
     @property
     def cancel_requested(self) -> bool:

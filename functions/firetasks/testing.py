@@ -45,6 +45,7 @@ from firetasks.record import TaskRecord
 from firetasks.recovery import SweepReport
 from firetasks.registry import Handler, HandlerRegistry
 from firetasks.task import DEFAULT_COLLECTIONS, split_handler_name
+from firetasks.wakeup import HorizonWaker
 
 __all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "UntriggeredTask",
            "UntriggeredTaskWarning"]
@@ -111,7 +112,8 @@ class MemoryQueue:
         self.queue = dataclasses.replace(queue, registry=self._kit_registry(queue.registry))
         self.triggers = Triggers(self.queue, documents)
         self.dispatcher = RecordingDispatcher()
-        self.processor = TaskProcessor(self.queue, waker=self.waker, store=self.store,
+        self.processor = TaskProcessor(self.queue, waker=HorizonWaker(self.waker, self.clock),
+                                       store=self.store,
                                        clock=self.clock, dispatcher=self.dispatcher,
                                        sleep=self.clock.advance)
 
@@ -136,7 +138,7 @@ class MemoryQueue:
         collection = collection or self.queue.collections[0]
         self.triggers.check(f"{parent}/{collection}/x")
         return add_tasks(self.store.client.document(parent), tasks, collection=collection,
-                         store=self.store)
+                         store=self.store, queue=self.queue)
 
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
         """Write a document as a client SDK would, with the fields given (a trigger event)."""

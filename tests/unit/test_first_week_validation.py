@@ -106,7 +106,6 @@ def test_without_a_registry_any_handler_name_is_enqueued_as_before():
     assert store.documents[ref.path]["action"] == "sned"
 
 
-@pytest.mark.xfail(strict=True, reason="TaskRecord.run_at reads a naive runAt as UTC: record.py")
 def test_a_naive_run_at_stored_by_hand_is_read_as_utc():
     """Firestore stores UTC; a raw document's naive datetime is taken for UTC, not a TypeError."""
     registry = HandlerRegistry()
