@@ -21,6 +21,7 @@ from firetasks.conditional import (
     MAX_BATCH_WRITES,
     Write,
     commit,
+    read_all,
     with_backoff,
     write_if_unchanged,
 )
@@ -155,10 +156,8 @@ class FirestoreStore:
     def read_all(self, refs: Sequence[DocumentReference]) -> list[TaskRecord | None]:
         if not refs:
             return []
-        found = {snapshot.reference.path: TaskRecord.from_snapshot(snapshot)
-                 for snapshot in with_backoff(
-                     lambda: list(db.client_of(refs[0]).get_all(list(refs))))}
-        return [found.get(ref.path) for ref in refs]
+        return [TaskRecord.from_snapshot(snapshot)
+                for snapshot in read_all(db.client_of(refs[0]), refs)]
 
     def count_in(self, refs: Sequence[DocumentReference], states: Collection[str]) -> int:
         """Count aggregations over document ids: one read per query, `in` clauses of at most
