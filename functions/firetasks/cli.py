@@ -25,7 +25,7 @@ from google.cloud import firestore
 from firetasks import cli_format, cli_project, client_rules, db, emulator_fixes, operations, queries
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
-from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
+from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound, Unreachable
 from firetasks.indexes import index_config, merged
 from firetasks.queries import TaskFilter
 from firetasks.task import State
@@ -38,13 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "offline", False):
             return cast(int, args.run(None, args))
         args.queue = cli_project.find_queue(args.queue)
+        db.check_emulator()
         client = firestore.Client(project=db.find_project(args.project),
                                   database=args.queue.database)
         return cast(int, args.run(client, args))
     except (BadRequest, IllegalTransition, TaskNotFound) as exc:
         print(f"firetasks: {exc}", file=sys.stderr)
         return 2
-    except (auth_exceptions.DefaultCredentialsError, api_exceptions.GoogleAPIError) as exc:
+    except (auth_exceptions.DefaultCredentialsError, api_exceptions.GoogleAPIError,
+            Unreachable) as exc:
         print(f"firetasks: cannot reach Firestore: {exc}", file=sys.stderr)
         return 1
 

@@ -6,6 +6,7 @@ import datetime
 import functools
 import json
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -15,7 +16,7 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks.errors import BadRequest
+from firetasks.errors import BadRequest, Unreachable
 
 DEFAULT_DATABASE = "(default)"
 
@@ -35,7 +36,33 @@ def client(database: str = DEFAULT_DATABASE) -> firestore.Client:
     FIRESTORE_EMULATOR_HOST without Application Default Credentials, which the Functions emulator
     does not provide, and in production it finds the same credentials as the Admin SDK.
     """
+    check_emulator()
     return firestore.Client(project=app().project_id, database=database)
+
+
+EMULATOR_HOST = "FIRESTORE_EMULATOR_HOST"
+PROBE_SECONDS = 3.0  # how long a connection to the emulator may take before it counts as down
+
+
+def check_emulator(environ: Mapping[str, str] = os.environ) -> None:
+    """Raise Unreachable, naming where it tried, if FIRESTORE_EMULATOR_HOST names an emulator
+    that does not take a connection within PROBE_SECONDS: the client would otherwise retry for a
+    minute or more in silence. Nothing to check without the variable (production Firestore)."""
+    host = environ.get(EMULATOR_HOST)
+    if host:
+        _probe(host)
+
+
+@functools.cache
+def _probe(host: str) -> None:  # an emulator that answered once is not probed again
+    name, _, port = host.rpartition(":")
+    try:
+        socket.create_connection((name.strip("[]") or "localhost", int(port)),
+                                 timeout=PROBE_SECONDS).close()
+    except (OSError, ValueError) as exc:
+        raise Unreachable(f"the Firestore emulator at {host} ({EMULATOR_HOST}) does not answer "
+                          f"({exc}): start it (firebase emulators:start), or unset "
+                          f"{EMULATOR_HOST} to use the project's Firestore") from exc
 
 
 def as_version(stamp: Any) -> DatetimeWithNanoseconds:

@@ -27,6 +27,10 @@ class TaskNotFound(FiretasksError, LookupError):
     """No task at that path."""
 
 
+class Unreachable(FiretasksError, ConnectionError):
+    """Firestore (the emulator named by FIRESTORE_EMULATOR_HOST) does not answer."""
+
+
 class BadRequest(FiretasksError, ValueError):
     """A filter, path or cursor that cannot be used; the message says which and why."""
 

@@ -218,6 +218,7 @@ class FirestoreStore:
         if writes > MAX_BATCH_WRITES:
             raise ValueError(f"{len(documents)} tasks do not fit one atomic batch (at most "
                              f"{MAX_BATCH_WRITES} writes, parent and key locks included)")
+        db.check_emulator()  # an enqueue against an emulator that is down says so at once
         batch = db.client_of(parent).batch()
         if parent_fields is not None:
             batch.create(parent, dict(parent_fields))
