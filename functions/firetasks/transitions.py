@@ -34,7 +34,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.RETRYING: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
                                State.CANCELLED}),
     State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
-    State.COMPLETED: frozenset({State.SCHEDULED}),
+    State.COMPLETED: frozenset({State.SCHEDULED, State.WAITING}),
     State.FAILED: frozenset({State.SCHEDULED, State.WAITING}),
     State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
 }

@@ -173,3 +173,17 @@ def test_a_dependent_cancelled_while_waiting_and_retried_waits_for_its_dependenc
     queue.run()
     assert (queue.get(a).state, queue.get(d).state) == ("completed", "completed")
     assert queue.get(d).fields["startedAt"] >= queue.get(a).fields["finishedAt"]
+
+
+def test_a_completed_dependent_retried_while_its_dependency_reruns_waits_for_it(
+    queue: MemoryQueue,
+) -> None:
+    """Found by tests/unit/test_kit_model.py: the retry was refused as an illegal transition."""
+    a, d = queue.add("orders/o-1", [NewTask("flow", "a", key="a"),
+                                    NewTask("flow", "d", key="d", after=["a"])])
+    queue.run()
+    queue.retry(a)  # re-run the dependency...
+    assert queue.retry(d) == {"before": "completed", "after": "waiting"}  # ...and its dependent
+    queue.run()
+    assert (queue.get(a).state, queue.get(d).state) == ("completed", "completed")
+    assert queue.get(d).attempts == 2

@@ -56,6 +56,9 @@ MOVES: dict[str, tuple[Callable[[TaskRecord], dict[str, Any]], set[str]]] = {
         r, "fail", {"type": "DependencyFailed"}, NOW, DEFAULT_RETENTION), {"waiting"}),
     "reopen": (transitions.reopen, {"failed", "cancelled"}),
     "operator retry": (transitions.operator_retry, {"completed", "failed", "cancelled"}),
+    "operator retry, dependencies not done": (
+        lambda r: transitions.operator_retry(r, dependencies_done=False),
+        {"completed", "failed", "cancelled"}),
     "operator cancel": (lambda r: transitions.operator_cancel(r, NOW, DEFAULT_RETENTION),
                         {"waiting", "scheduled", "retrying", "running"}),
 }
