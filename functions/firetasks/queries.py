@@ -74,19 +74,25 @@ def parent_path(queue: TaskQueue, text: str) -> str:
     if "/" not in path and queue.parent_alias:
         path = f"{queue.parent_alias}/{path}"
     segments = path.split("/")
-    if len(segments) % 2 or not all(segments):
-        raise BadRequest(f"{text!r} is not a document path like {_example(queue)}")
+    if len(segments) % 2 or not all(map(_usable_id, segments)):
+        raise BadRequest(f"parent {text[:200]!r} is not a document path like {_example(queue)}")
     return path
 
 
 def task_ref(client: firestore.Client, queue: TaskQueue, path: str) -> DocumentReference:
     """The task at `path`, which must lie in one of the queue's tasks collections."""
     segments = path.strip("/").split("/")
-    if (len(segments) < 4 or len(segments) % 2 or not all(segments)
+    if (len(segments) < 4 or len(segments) % 2 or not all(map(_usable_id, segments))
             or segments[-2] not in queue.collections):
-        raise BadRequest(f"{path!r} is not a task path like "
+        raise BadRequest(f"{path[:200]!r} is not a task path like "
                          f"{_example(queue)}/{queue.collections[0]}/t-1")
     return client.document(*segments)
+
+
+def _usable_id(segment: str) -> bool:
+    """An id Firestore accepts (not empty, `.`, `..` or `__reserved__`, at most 1,500 bytes)."""
+    return (segment not in ("", ".", "..") and len(segment.encode(errors="replace")) <= 1500
+            and not (segment.startswith("__") and segment.endswith("__")))
 
 
 def _example(queue: TaskQueue) -> str:
