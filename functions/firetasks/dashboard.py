@@ -33,7 +33,8 @@ from firetasks.trigger_options import DashboardTriggerOptions
 
 STATIC = Path(__file__).with_name("dashboard_static")
 ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css",
-          "charts.js": "charts.js", "graph.js": "graph.js"}
+          "charts.js": "charts.js", "graph.js": "graph.js",
+          "timeline.js": "timeline.js"}
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 CSRF_HEADER = "X-Firetasks-CSRF"

@@ -11,7 +11,7 @@ from firetasks import operations
 from shop.handlers import DECLINED_CARD
 from shop.orders import TEST_CARD, create_order
 from tests.browser.test_dashboard import failed_email_task, signed_in
-from tests.support import wait_for_state
+from tests.support import task_fields, wait_for_state
 
 VIEWS = ["#overview", "#audit", "#list", "#detail", "#workflow", "#view-error"]
 ORDER = ["charge", "sendConfirmationEmail", "initiateProcessing", "ship"]
@@ -133,3 +133,22 @@ def test_a_declined_card_order_s_workflow_is_a_graph_that_follows_its_tasks(
     page.locator(f"#workflow-graph .node[data-path='{tasks.document('ship').path}']").click()
     only(page, "#detail")
     expect(page.locator("#detail-path")).to_contain_text("ship")
+
+
+def test_a_task_s_page_shows_its_attempts_as_a_timeline(browser, db, uid, people):
+    task = db.document(f"orders/{uid}/tasks/flaky")
+    task.set(task_fields("probe", "flaky", {"failTimes": 2}))  # fails twice, then completes
+    fields = wait_for_state(task)
+    assert fields["state"] == "completed"
+    page = signed_in(browser, people["admin"], url=f"#/task/{task.path}")
+    only(page, "#detail")
+    attempts = page.locator("#timeline li.attempt")
+    expect(attempts).to_have_count(3)
+    assert attempts.evaluate_all("items => items.map(i => i.dataset.outcome)") == [
+        "retrying", "retrying", "completed"]
+    expect(attempts.first).to_contain_text("RuntimeError: flaky failure on attempt 1")
+    expect(attempts.first).to_contain_text("ran ")
+    waits = page.locator("#timeline li.wait")
+    expect(waits).to_have_count(2)
+    expect(waits.first).to_contain_text("waited ")
+    expect(waits.first).to_contain_text("before attempt 2")

@@ -2,6 +2,7 @@
 // (textContent), never as HTML. The ID token lives in sessionStorage and goes in a header.
 import { finishedChart, latencyChart } from "./charts.js";
 import { GRAPH_LIMIT, workflowGraph } from "./graph.js";
+import { attemptTimeline } from "./timeline.js";
 
 const STATES = ["waiting", "scheduled", "running", "retrying", "completed", "failed", "cancelled"];
 const ACTIVE = ["waiting", "scheduled", "running", "retrying"]; // may still change by themselves
@@ -530,6 +531,7 @@ async function loadTask(path) {
   const trace = ["failed", "retrying"].includes(fields.state) && traces[traces.length - 1];
   $("#detail-traceback pre").textContent = trace || "";
   show($("#detail-traceback"), Boolean(trace));
+  $("#timeline").replaceChildren(...attemptTimeline(fields));
   $("#history tbody").replaceChildren(...(fields.history || []).slice().reverse().map((entry) => {
     const row = el("tr");
     const error = el("td", entry.error ? `${entry.error.type}: ${entry.error.message}` : "");
