@@ -26,8 +26,8 @@ from firetasks import cli_format, cli_project, client_rules, db, operations, que
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound
+from firetasks.filters import FILTERS, TaskFilter
 from firetasks.indexes import index_config, merged
-from firetasks.queries import TaskFilter
 from firetasks.task import State
 
 
@@ -132,7 +132,7 @@ def _filters(command: argparse.ArgumentParser, states: bool = True) -> None:
 
 
 def _filter_of(args: argparse.Namespace, **fixed: str) -> TaskFilter:
-    given = {name: getattr(args, name) for name in queries.FILTERS if getattr(args, name, None)}
+    given = {name: getattr(args, name) for name in FILTERS if getattr(args, name, None)}
     return TaskFilter.parse(given | fixed, args.queue)
 
 

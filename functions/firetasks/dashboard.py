@@ -27,7 +27,7 @@ from firetasks.clock import utc_now
 from firetasks.config import TaskQueue
 from firetasks.customer import add_customer_view
 from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
-from firetasks.queries import TaskFilter
+from firetasks.filters import TaskFilter
 from firetasks.task import State, is_state
 from firetasks.trigger_options import DashboardTriggerOptions
 

@@ -26,7 +26,7 @@ from firetasks.clock import utc_now
 from firetasks.conditional import MAX_BATCH_WRITES
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskChanged, TaskNotFound
-from firetasks.queries import TaskFilter
+from firetasks.filters import TaskFilter
 from firetasks.record import TaskRecord
 from firetasks.retention import DEFAULT_RETENTION, EXPIRE_AT
 from firetasks.store import FirestoreStore, TaskStore
