@@ -419,17 +419,20 @@ async function loadTasks(fresh) {
   watchWorkflow();
 }
 
-// A parent's workflow follows itself while any of its tasks may still change.
+// A parent's workflow follows itself while it is shown: every DETAIL_MS while any of its tasks
+// may still change, every WORKFLOW_IDLE_MS once all are finished (an operator's retry elsewhere
+// reopens it).
+const WORKFLOW_IDLE_MS = 5000;
 let workflowTimer = null;
 function watchWorkflow() {
   clearTimeout(workflowTimer);
   if (document.visibilityState === "hidden") return;
   if (view.name === "workflow") {
-    if (!workflowTasks.some((task) => ACTIVE.includes(task.state))) return;
+    const active = workflowTasks.some((task) => ACTIVE.includes(task.state));
     const shown = views;
     workflowTimer = setTimeout(() => {
       if (token() && shown === views) loadWorkflow(view.parent, view.collection).catch(() => {});
-    }, DETAIL_MS);
+    }, active ? DETAIL_MS : WORKFLOW_IDLE_MS);
     return;
   }
   if (view.name !== "tasks" || !filters.parent || nextCursor) return;
