@@ -90,6 +90,7 @@ def create_app(
             "adminClaim": queue.admin_claim,
             "collections": list(queue.collections),
             "parentAlias": queue.parent_alias,
+            "searchable": list(queue.registry.searchable()),  # data fields: api/tasks?data.f=
         })
 
     @app.get("/api/stats")

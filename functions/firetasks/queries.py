@@ -67,8 +67,10 @@ def list_tasks(
 def matching(
     client: firestore.Client, queue: TaskQueue, where: TaskFilter, cap: int
 ) -> list[DocumentSnapshot[DocumentReference]]:
-    """Up to `cap` tasks that match, for bulk actions."""
-    return list(filtered(client, queue, where).limit(cap).stream())
+    """Up to `cap` tasks that match, newest first (through the lists' indexes), for bulk
+    actions."""
+    return list(filtered(client, queue, where)
+                .order_by("createdAt", direction=firestore.Query.DESCENDING).limit(cap).stream())
 
 
 def stats(

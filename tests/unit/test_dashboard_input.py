@@ -25,7 +25,7 @@ POST = {"X-Firetasks-CSRF": "1", "Authorization": "Bearer verified"}
 def kit_queue() -> MemoryQueue:
     registry = HandlerRegistry()
 
-    @registry.handler("order", "charge")
+    @registry.handler("order", "charge", searchable=("orderId",))
     def charge(task: Task) -> None:
         raise PermanentError("card declined")
 
@@ -145,7 +145,8 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
 BODY_FIELDS = st.sampled_from(["path", "state", "version", "maxAttempts", "filters", "dryRun",
                                "confirm", "colour"])
 FILTER_FIELDS = st.sampled_from(["state", "type", "action", "parent", "since", "until",
-                                 "collection", "limit", "cursor", "handler", "path", "colour"])
+                                 "collection", "limit", "cursor", "handler", "path", "colour",
+                                 "data.orderId", "data.colour"])
 BODIES = st.dictionaries(BODY_FIELDS, VALUES, max_size=5) | VALUES
 QUERIES = st.dictionaries(FILTER_FIELDS, st.text(max_size=40) | st.just("x" * 5000)
                           | st.sampled_from(["0", "101", "-5", "1e3", "true", "o-1", FAILED,
