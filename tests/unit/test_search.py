@@ -1,6 +1,6 @@
 """Searching tasks by a data field that handlers declare searchable (`data.orderId=o-1`): the
 filter's parsing, the dashboard's API in-process on the test kit's in-memory Firestore (as
-test_dashboard_input)."""
+test_dashboard_input), and the CLI's `--data FIELD=VALUE`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from firetasks import HandlerRegistry, PermanentError, Task, TaskQueue, dashboard
+from firetasks import HandlerRegistry, PermanentError, Task, TaskQueue, cli, dashboard
 from firetasks.errors import BadRequest
 from firetasks.filters import TaskFilter
 from firetasks.testing import MemoryQueue
@@ -154,3 +154,29 @@ def test_a_bulk_retry_by_data_counts_the_order_s_failed_tasks(api: FlaskClient):
                                                     "dryRun": True})
     assert status == 400
     assert "data.colour is not searchable" in refused["error"]
+
+
+def cli_filter(*argv: str) -> TaskFilter:
+    args = cli.parser().parse_args(["list", *argv])
+    args.queue = QUEUE
+    return cli._filter_of(args)
+
+
+def test_the_cli_searches_with_data_field_value():
+    assert cli_filter("--data", "orderId=o-1").data == ("orderId", "o-1")
+    assert cli_filter("--data", "email=a=b@example.com", "--state", "failed") == TaskFilter(
+        state="failed", data=("email", "a=b@example.com"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--data", "orderId"], "--data takes FIELD=VALUE, like orderId=o-123, not 'orderId'"),
+     (["--data", "orderId=a", "--data", "orderId=b"], "--data orderId is given twice"),
+     (["--data", "orderId=a", "--data", "email=b"], "search by one data field at a time"),
+     (["--data", "colour=red"], "data.colour is not searchable: search by data.email, "
+                                "data.orderId")],
+)
+def test_the_cli_refuses_a_bad_search(argv: list[str], message: str):
+    with pytest.raises(BadRequest) as refused:
+        cli_filter(*argv)
+    assert message in str(refused.value)
