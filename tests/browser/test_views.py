@@ -152,3 +152,38 @@ def test_a_task_s_page_shows_its_attempts_as_a_timeline(browser, db, uid, people
     expect(waits).to_have_count(2)
     expect(waits.first).to_contain_text("waited ")
     expect(waits.first).to_contain_text("before attempt 2")
+
+
+def test_a_search_by_an_order_id_finds_the_order_s_tasks(browser, db, uid, people):
+    """The tasks view's search box (a searchable data field and a value) lists every task whose
+    data names the order, under the order or elsewhere, and the address keeps the search."""
+    order = create_order(db, uid, email="search@example.com", items=["tea"])
+    elsewhere = db.document(f"invoices/{uid}/tasks/t")  # another parent's task naming the order
+    elsewhere.set(task_fields("probe", "permanent", {"orderId": uid}))
+    found = sorted([*(order.collection("tasks").document(task).path for task in ORDER),
+                    elsewhere.path])
+    for path in found:
+        wait_for_state(db.document(path))
+    page = signed_in(browser, people["admin"])
+    page.click("#nav a[data-view=tasks]")
+    only(page, "#list")
+    page.select_option("#filters select[name=dataField]", "orderId")
+    page.fill("#filters input[name=dataValue]", uid)
+    page.click("#filters button[type=submit]")
+    rows = page.locator("#tasks tbody tr")
+    expect(rows).to_have_count(len(found))
+    assert sorted(rows.evaluate_all("rows => rows.map(row => row.dataset.path)")) == found
+    assert f"data.orderId={uid}" in page.url.split("#/tasks?", 1)[1].split("&")
+
+    visit(page, "")  # the search's own address, opened afresh: the same tasks, the form filled
+    only(page, "#overview", "#audit")
+    visit(page, f"tasks?data.orderId={uid}")
+    only(page, "#list")
+    expect(rows).to_have_count(len(found))
+    expect(page.locator("#filters select[name=dataField]")).to_have_value("orderId")
+    expect(page.locator("#filters input[name=dataValue]")).to_have_value(uid)
+
+    visit(page, "tasks?data.colour=red")  # no handler declares it: the API's 400, naming it
+    only(page, "#view-error")
+    expect(page.locator("#view-error-text")).to_contain_text(
+        "data.colour is not searchable: search by data.orderId")

@@ -346,13 +346,17 @@ async function refreshCharts() {
   $("#charts-refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
+// The form's filters as the API's parameters: a search by a data field is data.<field>=<value>.
 function formFilters() {
   const form = new FormData($("#filters"));
   const chosen = {};
   for (const [key, value] of form.entries()) {
-    if (!value) continue;
+    if (!value || key === "dataField" || key === "dataValue") continue;
     chosen[key] = key === "since" || key === "until" ? new Date(value).toISOString() : value;
   }
+  const field = form.get("dataField");
+  const value = String(form.get("dataValue") || "").trim();
+  if (field && value) chosen[`data.${field}`] = value;
   return chosen;
 }
 
@@ -365,6 +369,9 @@ function applyFilters(chosen) {
   }
   for (const name of ["since", "until"]) form.elements[name].value = localTime(chosen[name]);
   form.elements.collection.value = chosen.collection || config.collections[0];
+  const [searched, value] = Object.entries(chosen).find(([key]) => key.startsWith("data.")) || [];
+  form.elements.dataField.value = searched ? searched.slice(5) : "";
+  form.elements.dataValue.value = value || "";
   filters = { ...chosen };
   nextCursor = null;
   listed = new Map();
@@ -634,6 +641,12 @@ async function main() {
   for (const name of config.collections) collections.append(el("option", name));
   if (config.parentAlias) {
     $("#filters").elements.parent.placeholder = `p-1 or ${config.parentAlias}/p-1`;
+  }
+  // Search by a data field that handlers declare searchable (`searchable=`), if any.
+  const searchable = $("#filters").elements.dataField;
+  for (const name of config.searchable || []) searchable.append(el("option", name));
+  for (const label of document.querySelectorAll("#filters .search")) {
+    show(label, Boolean((config.searchable || []).length));
   }
   $("#sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
