@@ -20,7 +20,8 @@ from google.cloud.firestore import DocumentSnapshot
 
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
-from firetasks.queries import count_matching, equal
+from firetasks.filters import equal
+from firetasks.queries import count_matching
 from firetasks.task import (
     ACTION_PATTERN,
     TYPE_PATTERN,

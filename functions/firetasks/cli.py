@@ -26,8 +26,8 @@ from firetasks import cli_format, cli_project, client_rules, db, emulator_fixes,
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound, Unreachable
+from firetasks.filters import DATA_PREFIX, FILTERS, TaskFilter
 from firetasks.indexes import index_config, merged
-from firetasks.queries import TaskFilter
 from firetasks.task import State
 
 
@@ -132,10 +132,20 @@ def _filters(command: argparse.ArgumentParser, states: bool = True) -> None:
                                               "(default: its first)")
     command.add_argument("--since", help="ISO 8601 time, by createdAt")
     command.add_argument("--until", help="ISO 8601 time, by createdAt")
+    command.add_argument("--data", action="append", metavar="FIELD=VALUE",
+                         help="tasks whose data.FIELD is VALUE, for a field that handlers "
+                              "declare searchable (e.g. orderId=o-123)")
 
 
 def _filter_of(args: argparse.Namespace, **fixed: str) -> TaskFilter:
-    given = {name: getattr(args, name) for name in queries.FILTERS if getattr(args, name, None)}
+    given = {name: getattr(args, name) for name in FILTERS if getattr(args, name, None)}
+    for pair in getattr(args, "data", None) or []:
+        field, equals, value = pair.partition("=")
+        if not equals:
+            raise BadRequest(f"--data takes FIELD=VALUE, like orderId=o-123, not {pair!r}")
+        if DATA_PREFIX + field.strip() in given:
+            raise BadRequest(f"--data {field.strip()} is given twice: search by one value")
+        given[DATA_PREFIX + field.strip()] = value
     return TaskFilter.parse(given | fixed, args.queue)
 
 

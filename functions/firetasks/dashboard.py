@@ -9,6 +9,7 @@ cannot send, and the token travels in a header, never in a cookie. Task data is 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Unpack
@@ -26,32 +27,41 @@ from firetasks.clock import utc_now
 from firetasks.config import TaskQueue
 from firetasks.customer import add_customer_view
 from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
-from firetasks.queries import TaskFilter
+from firetasks.filters import TaskFilter
+from firetasks.task import State, is_state
 from firetasks.trigger_options import DashboardTriggerOptions
 
 STATIC = Path(__file__).with_name("dashboard_static")
 ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css",
-          "charts.js": "charts.js"}
+          "charts.js": "charts.js", "graph.js": "graph.js",
+          "timeline.js": "timeline.js"}
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 CSRF_HEADER = "X-Firetasks-CSRF"
 
 
-def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
+def create_app(
+    queue: TaskQueue, *, customer_view: bool = False, client: firestore.Client | None = None
+) -> flask.Flask:
     """The dashboard's page and API; with `customer_view`, also the customers' pages at
-    `/<parent_alias>/<id>` (firetasks.customer), which need the queue's parent_alias."""
+    `/<parent_alias>/<id>` (firetasks.customer), which need the queue's parent_alias. `client`:
+    the Firestore client to use (the test kit's MemoryClient, say); the queue's database's by
+    default."""
     app = flask.Flask(__name__, static_folder=None)
-
-    def client() -> firestore.Client:
-        return db.client(queue.database)
+    def firestore_client() -> firestore.Client:
+        return client or db.client(queue.database)
 
     def task_ref(path: object) -> firestore.DocumentReference:
-        return queries.task_ref(client(), queue, str(path or ""))
+        return queries.task_ref(firestore_client(), queue, _text(path, "path", "a task path"))
 
-    def json_body() -> dict[str, Any]:
+    def json_body(*allowed: str) -> dict[str, Any]:
         body = flask.request.get_json(silent=True)
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
+        unknown = sorted(set(body) - set(allowed))
+        if unknown:
+            raise BadRequest(f"unknown field(s): {', '.join(map(str, unknown))[:200]}; "
+                             f"allowed: {', '.join(allowed)}")
         return body
 
     def admin() -> Actor:
@@ -80,17 +90,18 @@ def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
             "adminClaim": queue.admin_claim,
             "collections": list(queue.collections),
             "parentAlias": queue.parent_alias,
+            "searchable": list(queue.registry.searchable()),  # data fields: api/tasks?data.f=
         })
 
     @app.get("/api/stats")
     def stats() -> flask.Response:
         admin()
-        return flask.jsonify(queries.stats(client(), queue, utc_now()))
+        return flask.jsonify(queries.stats(firestore_client(), queue, utc_now()))
 
     @app.get("/api/charts")
     def chart_data() -> flask.Response:
         admin()
-        return flask.jsonify(charts.charts(client(), queue, utc_now(),
+        return flask.jsonify(charts.charts(firestore_client(), queue, utc_now(),
                                            flask.request.args.get("handler") or None))
 
     @app.get("/api/tasks")
@@ -99,8 +110,9 @@ def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
         params = flask.request.args.to_dict()
         limit = _int(params.pop("limit", "25"), "limit")
         cursor = params.pop("cursor", None)
-        page, after = queries.list_tasks(client(), queue, TaskFilter.parse(params, queue),
-                                         limit=limit, cursor=cursor)
+        page, after = queries.list_tasks(firestore_client(), queue,
+                                         TaskFilter.parse(params, queue), limit=limit,
+                                         cursor=cursor)
         return flask.jsonify({"tasks": [queries.summary(s, queue.registry) for s in page],
                               "next": after})
 
@@ -112,46 +124,50 @@ def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
             return error(404, f"no task at {snapshot.reference.path}")
         return flask.jsonify(queries.detail(snapshot, queue.registry))
 
-    def seen(body: dict[str, Any]) -> dict[str, Any]:
-        """The state and version the page showed: the action applies only to that task."""
-        state, version = body.get("state"), body.get("version")
-        if state is not None and not isinstance(state, str):
-            raise BadRequest("state must be the state shown")
-        return {"if_state": state,
-                "if_version": None if version is None else queries.parse_version(version)}
-
     @app.post("/api/retry")
     def retry() -> flask.Response:
         actor = admin()
-        body = json_body()
-        max_attempts = body.get("maxAttempts")
-        if max_attempts is not None and not isinstance(max_attempts, int):
-            raise BadRequest("maxAttempts must be a whole number")
+        body = json_body("path", "state", "version", "maxAttempts")
+        max_attempts = operations.check_max_attempts(body.get("maxAttempts"), "maxAttempts")
         ref = task_ref(body.get("path"))
         return flask.jsonify(operations.retry(ref, max_attempts=max_attempts, actor=actor,
-                                              **seen(body)))
+                                              **_seen(body)))
 
     @app.post("/api/cancel")
     def cancel() -> flask.Response:
         actor = admin()
-        body = json_body()
+        body = json_body("path", "state", "version")
         ref = task_ref(body.get("path"))
-        return flask.jsonify(operations.cancel(ref, actor=actor, **seen(body)))
+        return flask.jsonify(operations.cancel(ref, actor=actor, **_seen(body)))
 
     @app.post("/api/bulk-retry")
     def bulk_retry() -> flask.Response:
         """`{filters, dryRun: true}` counts the failed tasks that match; `{filters, confirm: n}`
-        retries them if there are still exactly n (operations.BULK_LIMIT at most)."""
+        retries them if there are still exactly n (operations.BULK_LIMIT at most); with
+        `maxAttempts`, each with that attempt budget. Everything is checked before counting."""
         actor = admin()
-        body = json_body()
-        where = TaskFilter.parse(dict(body.get("filters") or {}), queue)
-        confirm = None if body.get("dryRun") else body.get("confirm")
-        if not (confirm is None or isinstance(confirm, int)) or confirm is True:
+        body = json_body("filters", "dryRun", "confirm", "maxAttempts")
+        filters = body.get("filters")
+        if filters is None:
+            filters = {}
+        if not isinstance(filters, dict) or not all(
+                isinstance(value, str) for value in filters.values()):
+            raise BadRequest("filters must be an object of strings, like api/tasks' parameters")
+        where = TaskFilter.parse(filters, queue)
+        max_attempts = operations.check_max_attempts(body.get("maxAttempts"), "maxAttempts")
+        dry_run, confirm = body.get("dryRun", False), body.get("confirm")
+        if not isinstance(dry_run, bool):
+            raise BadRequest("dryRun must be true or false")
+        if confirm is not None and (not isinstance(confirm, int) or isinstance(confirm, bool)
+                                    or confirm < 0):
             raise BadRequest("confirm must be the count a dry run returned")
-        if confirm is None and not body.get("dryRun"):
+        if dry_run:
+            confirm = None
+        elif confirm is None:
             raise BadRequest("send {filters, dryRun: true} first, then {filters, confirm: n}")
-        return flask.jsonify(operations.bulk_retry(client(), queue, where, confirm=confirm,
-                                                   actor=actor))
+        return flask.jsonify(operations.bulk_retry(firestore_client(), queue, where,
+                                                   confirm=confirm, actor=actor,
+                                                   max_attempts=max_attempts))
 
     @app.get("/api/audit")
     def audit_log() -> flask.Response:
@@ -159,7 +175,7 @@ def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
         limit = _int(flask.request.args.get("limit", "50"), "limit")
         if not 1 <= limit <= queries.MAX_PAGE:
             raise BadRequest(f"limit must be from 1 to {queries.MAX_PAGE}")
-        return flask.jsonify({"entries": queries.jsonable(recent(client(), limit))})
+        return flask.jsonify({"entries": queries.jsonable(recent(firestore_client(), limit))})
 
     @app.errorhandler(Denied)
     def denied(exc: Denied) -> flask.Response:
@@ -181,9 +197,18 @@ def create_app(queue: TaskQueue, *, customer_view: bool = False) -> flask.Flask:
     def unavailable(exc: exceptions.GoogleAPICallError) -> flask.Response:
         return error(503, f"Firestore did not answer in time, try again ({type(exc).__name__})")
 
+    @app.errorhandler(exceptions.InvalidArgument)
+    def refused(exc: exceptions.InvalidArgument) -> flask.Response:
+        return error(400, f"Firestore refused the request: {exc.message}"[:500])
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> flask.Response:
         return error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def failed(exc: Exception) -> flask.Response:  # a bug: JSON still, and logged
+        app.logger.exception("dashboard API error")
+        return error(500, f"internal error ({type(exc).__name__})")
 
     if customer_view:
         add_customer_view(app, queue)
@@ -202,12 +227,14 @@ def dashboard_trigger(
     *,
     name: str = "dashboard",
     customer_view: bool = False,
+    client: firestore.Client | None = None,
     **options: Unpack[DashboardTriggerOptions],
 ) -> Callable[[flask.Request], flask.Response]:
     """The HTTPS function serving the dashboard; assign it to `name` in main.py. `customer_view`
     also serves each customer the live view of their parent's tasks at `/<parent_alias>/<id>`
-    (the queue needs a parent_alias, and rules that let the parent's owner read its tasks)."""
-    app = create_app(queue, customer_view=customer_view)
+    (the queue needs a parent_alias, and rules that let the parent's owner read its tasks).
+    `client`: as create_app's."""
+    app = create_app(queue, customer_view=customer_view, client=client)
 
     def serve(request: flask.Request) -> flask.Response:
         with app.request_context(request.environ):
@@ -217,8 +244,26 @@ def dashboard_trigger(
     return https_fn.on_request(**options)(serve)
 
 
+def _seen(body: dict[str, Any]) -> dict[str, Any]:
+    """The state and version the page showed: the action applies only to that task."""
+    state, version = body.get("state"), body.get("version")
+    if state is not None and not (isinstance(state, str) and is_state(state)):
+        raise BadRequest(f"state must be the state shown, one of {', '.join(State)}")
+    if version is not None and not isinstance(version, str):
+        raise BadRequest("version must be a task version this API returned")
+    return {"if_state": state,
+            "if_version": None if version is None else queries.parse_version(version)}
+
+
+def _text(value: object, name: str, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be {what} (a string), not {type(value).__name__}")
+    return value
+
+
 def _int(text: str, name: str) -> int:
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be a whole number") from exc
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text.strip()):
+        raise BadRequest(f"{name} must be a whole number")
+    return int(text)

@@ -1,7 +1,8 @@
 """The Firestore indexes a queue's queries need, for each of its tasks collections: the sweeper's
-candidate ranges, the stats, the charts, a key's waiting tasks, and the task lists under the
-common filters (newest first); and the key slots' leases (firetasks.key_slots). Free-form
-fields are exempt from indexing; `expireAt` too, and it carries the TTL policy that deletes
+candidate ranges, the stats, the charts, a key's waiting tasks, the task lists under the common
+filters (newest first) and the searches by the data fields handlers declare searchable; and the
+key slots' leases (firetasks.key_slots). Free-form fields are exempt from indexing (but for
+those searchable fields of `data`); `expireAt` too, and it carries the TTL policy that deletes
 finished tasks (firetasks.retention). `firetasks indexes` prints them or writes them into
 firestore.indexes.json, where a test checks them against main.py's queue."""
 
@@ -39,24 +40,42 @@ SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [AS
                 "finishedAt": [ASC, DESC]}  # finishedAt: the charts (firetasks.charts)
 # Never queried: free-form and often large, or (queuedAt, firetasks.limits) a sequential timestamp
 NOT_INDEXED = ["data", "result", "error", "history", "queuedAt"]
+SEARCH_WITH = ("state",)
+"""The equality filters a search by a data field combines with (parent, collection, since and
+until too): search_indexes has an index for each, newest first; no other (firetasks.filters)."""
+
+
+def search_indexes(field: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The composite indexes of the lists searched by `data.<field>` (registry.searchable), across
+    parents and under one, alone or with each of SEARCH_WITH, newest first."""
+    searched, newest = (f"data.{field}", ASC), ("createdAt", DESC)
+    return [(scope, [*combined, searched, newest])
+            for combined in ([], *([(name, ASC)] for name in SEARCH_WITH))
+            for scope in (GROUP, COLLECTION)]
 
 
 def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
     """The `indexes` and `fieldOverrides` of firestore.indexes.json for the queue's collections."""
     indexes: list[dict[str, Any]] = []
     overrides: list[dict[str, Any]] = []
+    searchable = list(queue.registry.searchable())
+    composite = COMPOSITE + [index for field in searchable for index in search_indexes(field)]
     for collection in queue.collections:
         indexes += [{"collectionGroup": collection, "queryScope": scope,
                      "fields": [{"fieldPath": path,
                                  "arrayConfig" if order == CONTAINS else "order": order}
                                 for path, order in fields]}
-                    for scope, fields in COMPOSITE]
+                    for scope, fields in composite]
         overrides += [{"collectionGroup": collection, "fieldPath": path,
                        "indexes": [{"order": order, "queryScope": scope}
                                    for order in orders for scope in (COLLECTION, GROUP)]}
                       for path, orders in SINGLE_FIELD.items()]
         overrides += [{"collectionGroup": collection, "fieldPath": path, "indexes": []}
                       for path in NOT_INDEXED]
+        overrides += [{"collectionGroup": collection, "fieldPath": f"data.{field}",  # searchable:
+                       "indexes": [{"order": ASC, "queryScope": scope}  # indexed, unlike the
+                                   for scope in (COLLECTION, GROUP)]}    # rest of data
+                      for field in searchable]
         overrides.append({"collectionGroup": collection, "fieldPath": EXPIRE_AT, "ttl": True,
                           "indexes": []})  # Firestore deletes the task once expireAt is past
     overrides.append({"collectionGroup": SLOT_GROUP, "fieldPath": "until",  # the sweeper's

@@ -26,7 +26,7 @@ from firetasks.clock import utc_now
 from firetasks.conditional import MAX_BATCH_WRITES
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskChanged, TaskNotFound
-from firetasks.queries import TaskFilter
+from firetasks.filters import TaskFilter
 from firetasks.record import TaskRecord
 from firetasks.retention import DEFAULT_RETENTION, EXPIRE_AT
 from firetasks.store import FirestoreStore, TaskStore
@@ -46,8 +46,7 @@ def retry(
     have not all completed: to `waiting` for them), with a fresh attempt budget (of
     `max_attempts` if given); see transitions.operator_retry. The dependents that its failure
     ended go back to `waiting` (firetasks.workflow): `reopened` counts them, if any."""
-    if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
-        raise ValueError(f"max_attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}")
+    max_attempts = check_max_attempts(max_attempts)
     store = store or FirestoreStore()
 
     def plan(record: TaskRecord) -> dict[str, Any]:
@@ -80,6 +79,19 @@ def cancel(
     return _transition(ref, plan, "cancel", actor, if_state, if_version, store)
 
 
+def check_max_attempts(value: object, name: str = "max_attempts") -> int | None:
+    """`value` as an attempt budget (None: the handler's own); raises BadRequest (a ValueError)
+    naming `name` for anything but a whole number from 1 to MAX_ATTEMPTS_LIMIT (a JSON `true` is
+    no number)."""
+    if value is None:
+        return None
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or not 1 <= value <= MAX_ATTEMPTS_LIMIT):
+        raise BadRequest(f"{name} must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}, "
+                         f"not {str(value)[:40]}")
+    return value
+
+
 BULK_LIMIT = 500  # tasks per bulk retry: a page of the dashboard, well inside a function's time
 
 
@@ -95,7 +107,9 @@ def bulk_retry(
     """The failed tasks matching `where`, for the dashboard and the CLI alike. With `confirm`
     None, counts them (and names up to 20). With `confirm` equal to their count now, retries each
     at the version counted, skipping any that moved on meanwhile. Raises BadRequest beyond
-    BULK_LIMIT and TaskChanged when the count changed since the operator saw it."""
+    BULK_LIMIT (or for a bad `max_attempts`, before counting) and TaskChanged when the count
+    changed since the operator saw it."""
+    max_attempts = check_max_attempts(max_attempts)
     where = dataclasses.replace(where, state=State.FAILED.value)
     matches = queries.matching(client, queue, where, BULK_LIMIT + 1)
     if len(matches) > BULK_LIMIT:

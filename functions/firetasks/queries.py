@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
@@ -15,9 +14,10 @@ from google.cloud.firestore import DocumentReference, DocumentSnapshot
 from firetasks import db, task
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
+from firetasks.filters import TaskFilter, equal, example_parent, filtered, usable_id
 from firetasks.registry import HandlerRegistry
 from firetasks.store import FirestoreStore
-from firetasks.task import ACTION_PATTERN, FINAL_STATES, LIMIT_KEY, TYPE_PATTERN, State, is_state
+from firetasks.task import FINAL_STATES, LIMIT_KEY, State
 
 MAX_PAGE = 100
 WAITING = [State.SCHEDULED.value, State.RETRYING.value]  # due or retrying: the oldest one
@@ -30,67 +30,14 @@ WINDOWS = (  # the recent windows of finished tasks the overview counts, the lon
 )
 
 
-@dataclass(frozen=True)
-class TaskFilter:
-    state: str | None = None
-    type: str | None = None
-    action: str | None = None
-    parent: str | None = None  # a document path such as orders/o-123
-    since: datetime.datetime | None = None
-    until: datetime.datetime | None = None
-    collection: str | None = None  # one of the queue's tasks collections; the first by default
-
-    @classmethod
-    def parse(cls, params: Mapping[str, Any], queue: TaskQueue) -> TaskFilter:
-        """From query parameters (strings); raises BadRequest naming the bad one."""
-        unknown = set(params) - set(FILTERS)
-        if unknown:
-            raise BadRequest(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        values: dict[str, Any] = {key: (str(value).strip() or None)
-                                  for key, value in params.items()}
-        if values.get("state") and not is_state(values["state"]):
-            raise BadRequest(f"state must be one of {', '.join(State)}")
-        if values.get("type") and not TYPE_PATTERN.fullmatch(values["type"]):
-            raise BadRequest("type must be a name like 'order'")
-        if values.get("action") and not ACTION_PATTERN.fullmatch(values["action"]):
-            raise BadRequest("action must be a name or a dotted path")
-        if values.get("parent"):
-            values["parent"] = parent_path(queue, values["parent"])
-        if values.get("collection") and values["collection"] not in queue.collections:
-            raise BadRequest(f"collection must be one of {', '.join(queue.collections)}")
-        for key in ("since", "until"):
-            if values.get(key):
-                values[key] = _timestamp(key, values[key])
-        return cls(**values)
-
-
-FILTERS = tuple(field.name for field in fields(TaskFilter))
-
-
-def parent_path(queue: TaskQueue, text: str) -> str:
-    """A document path (`orders/o-123`), or a bare id (`o-123`) in the queue's `parent_alias`
-    collection, as a document path."""
-    path = text.strip().strip("/")
-    if "/" not in path and queue.parent_alias:
-        path = f"{queue.parent_alias}/{path}"
-    segments = path.split("/")
-    if len(segments) % 2 or not all(segments):
-        raise BadRequest(f"{text!r} is not a document path like {_example(queue)}")
-    return path
-
-
 def task_ref(client: firestore.Client, queue: TaskQueue, path: str) -> DocumentReference:
     """The task at `path`, which must lie in one of the queue's tasks collections."""
     segments = path.strip("/").split("/")
-    if (len(segments) < 4 or len(segments) % 2 or not all(segments)
+    if (len(segments) < 4 or len(segments) % 2 or not all(map(usable_id, segments))
             or segments[-2] not in queue.collections):
-        raise BadRequest(f"{path!r} is not a task path like "
-                         f"{_example(queue)}/{queue.collections[0]}/t-1")
+        raise BadRequest(f"{path[:200]!r} is not a task path like "
+                         f"{example_parent(queue)}/{queue.collections[0]}/t-1")
     return client.document(*segments)
-
-
-def _example(queue: TaskQueue) -> str:
-    return f"{queue.parent_alias or 'parents'}/p-123"
 
 
 def list_tasks(
@@ -104,8 +51,8 @@ def list_tasks(
     """A page of tasks, newest first, and the cursor of the next page (None on the last)."""
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be from 1 to {MAX_PAGE}")
-    query = _query(client, queue, where).order_by("createdAt",
-                                                 direction=firestore.Query.DESCENDING)
+    query = filtered(client, queue, where).order_by("createdAt",
+                                                    direction=firestore.Query.DESCENDING)
     if cursor:
         after = task_ref(client, queue, _decode_cursor(cursor)).get()
         if not after.exists:
@@ -120,8 +67,10 @@ def list_tasks(
 def matching(
     client: firestore.Client, queue: TaskQueue, where: TaskFilter, cap: int
 ) -> list[DocumentSnapshot[DocumentReference]]:
-    """Up to `cap` tasks that match, for bulk actions."""
-    return list(_query(client, queue, where).limit(cap).stream())
+    """Up to `cap` tasks that match, newest first (through the lists' indexes), for bulk
+    actions."""
+    return list(filtered(client, queue, where)
+                .order_by("createdAt", direction=firestore.Query.DESCENDING).limit(cap).stream())
 
 
 def stats(
@@ -295,36 +244,8 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _query(client: firestore.Client, queue: TaskQueue, where: TaskFilter) -> Any:
-    collection = where.collection or queue.collections[0]
-    if where.parent:
-        query: Any = client.document(where.parent).collection(collection)
-    else:
-        query = client.collection_group(collection)
-    for field in ("state", "type", "action"):
-        if getattr(where, field):
-            query = query.where(filter=equal(field, getattr(where, field)))
-    if where.since:
-        query = query.where(filter=firestore.FieldFilter("createdAt", ">=", where.since))
-    if where.until:
-        query = query.where(filter=firestore.FieldFilter("createdAt", "<", where.until))
-    return query
-
-
-def equal(field: str, value: Any) -> firestore.FieldFilter:
-    return firestore.FieldFilter(field, "==", value)
-
-
 def count_matching(query: Any) -> int:
     return int(query.count().get()[0][0].value)
-
-
-def _timestamp(name: str, text: str) -> datetime.datetime:
-    try:
-        value = datetime.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an ISO 8601 time like 2026-11-27T18:00:00Z") from exc
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 def _encode_cursor(path: str) -> str:

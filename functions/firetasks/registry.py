@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +18,8 @@ from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, handler_name
 Handler = Callable[[Task], Any]
 H = TypeVar("H", bound=Handler)
 """A decorated handler keeps its own type (`-> dict[str, Any]`, say): the decorators return it."""
+SEARCHABLE_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+"""A searchable data field: a top-level field of `data` named as in a field path, unquoted."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class Registration:
     limits: Limits | None = None
     """At most so many attempts at once, starts at most at a rate: its tasks run through a Cloud
     Tasks queue of its own (firetasks.limits)."""
+    searchable: tuple[str, ...] = ()
+    """Fields of its tasks' `data` that operators may search by (`data.orderId == "o-1"`):
+    `firetasks indexes` indexes them, the dashboard and `firetasks list --data` search them."""
 
 
 class HandlerRegistry:
@@ -79,17 +85,19 @@ class HandlerRegistry:
         concurrency: int | None = None,
         rate: str | Rate | None = None,
         key: Callable[[Task], object] | None = None,
+        searchable: Sequence[str] = (),
     ) -> Callable[[H], H]:
         """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
         create its tasks; `atomic=True` commits its staged writes with its outcome;
         `concurrency=5` runs at most 5 of its attempts at once, `rate="10/s"` (or "600/m")
         starts at most that many (firetasks.limits); with `key=lambda task: ...`, both hold
-        per value of the key (firetasks.key_slots)."""
+        per value of the key (firetasks.key_slots); `searchable=("orderId",)` lets operators
+        find its tasks by `data.orderId`."""
 
         def register(func: H) -> H:
             self.register(type, action, func, retry=retry, client=client, lease=lease,
                           atomic=atomic, retention=retention,
-                          limits=Limits.of(concurrency, rate, key))
+                          limits=Limits.of(concurrency, rate, key), searchable=searchable)
             return func
 
         return register
@@ -104,6 +112,7 @@ class HandlerRegistry:
         retry: RetryPolicy = DEFAULT_RETRY,
         lease: datetime.timedelta | None = None,
         retention: RetentionPolicy = DEFAULT_RETENTION,
+        searchable: Sequence[str] = (),
     ) -> Callable[[H], H]:
         """Register the decorated function as a handler whose tasks a schedule creates, e.g.
         `schedule="every day 06:00", timezone="Europe/Berlin"` or `schedule="0 6 * * *"`
@@ -112,7 +121,7 @@ class HandlerRegistry:
 
         def register(func: H) -> H:
             self.register(type, action, func, retry=retry, lease=lease, retention=retention,
-                          schedule=parsed)
+                          schedule=parsed, searchable=searchable)
             return func
 
         return register
@@ -130,6 +139,7 @@ class HandlerRegistry:
         retention: RetentionPolicy = DEFAULT_RETENTION,
         schedule: Schedule | None = None,
         limits: Limits | None = None,
+        searchable: Sequence[str] = (),
     ) -> None:
         if not TYPE_PATTERN.fullmatch(type):
             raise ValueError(f"handler type {type!r} is not a name like 'order'")
@@ -151,7 +161,8 @@ class HandlerRegistry:
                              f"{unbalanced}")
         self._registrations[type, action] = Registration(
             handler=func, retry=retry, client=access, lease=lease, atomic=atomic,
-            retention=retention, schedule=schedule, limits=limits)
+            retention=retention, schedule=schedule, limits=limits,
+            searchable=searchable_fields(f"{type}.{action}", searchable))
 
     @classmethod
     def combine(cls, *registries: HandlerRegistry) -> HandlerRegistry:
@@ -195,11 +206,34 @@ class HandlerRegistry:
                        for (type, action), registration in self._registrations.items()
                        if registration.limits is not None), key=lambda found: found[:2])
 
+    def searchable(self) -> dict[str, list[str]]:
+        """Each searchable data field (by name) and the handlers that declare it."""
+        found: dict[str, list[str]] = {}
+        for (type, action), registration in sorted(self._registrations.items()):
+            for field in registration.searchable:
+                found.setdefault(field, []).append(handler_name(type, action))
+        return dict(sorted(found.items()))
+
     def schedules(self) -> list[tuple[str, str, Schedule]]:
         """The periodic handlers and their schedules, by name."""
         return sorted(((type, action, registration.schedule)
                        for (type, action), registration in self._registrations.items()
                        if registration.schedule is not None), key=lambda found: found[:2])
+
+
+def searchable_fields(name: str, fields: Sequence[str]) -> tuple[str, ...]:
+    """The handler `name`'s searchable data fields, each once; ValueError for anything but a
+    sequence of field names (a bare string, `searchable=("orderId")`, is the usual slip)."""
+    if isinstance(fields, str):
+        raise ValueError(f"'{name}': searchable takes a tuple of field names, like "
+                         f"searchable=({fields!r},), not the string {fields!r}")
+    for field in fields:
+        if not (isinstance(field, str) and SEARCHABLE_FIELD.fullmatch(field)) or (
+                field.startswith("__") and field.endswith("__")):
+            raise ValueError(f"'{name}': searchable field {field!r} is not a field name like "
+                             "'orderId' (letters, digits and _, not starting with a digit, at "
+                             "most 100; a top-level field of the task's data)")
+    return tuple(dict.fromkeys(fields))
 
 
 _CLOSING = {"(": ")", "[": "]", "{": "}"}

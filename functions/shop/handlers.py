@@ -39,9 +39,11 @@ def _order(task: Task) -> dict[str, Any]:
 # The order's owner may ask for the confirmation mail from the web app, once per order (the task's
 # id is `sendConfirmationEmail`). Processing an order is for servers only: a client could
 # otherwise push an unpaid order into fulfilment. Both handlers only write to Firestore, so both
-# are atomic: their writes commit with the task's completion, exactly once, unclaimed.
-@registry.handler("order", "sendConfirmationEmail", atomic=True, client=ClientAccess(
-    once_per_parent=True, data="data.keys().hasOnly(['orderId'])"))
+# are atomic: their writes commit with the task's completion, exactly once, unclaimed. An order's
+# tasks carry its id in data.orderId (shop.orders), which operators search by (searchable=).
+@registry.handler("order", "sendConfirmationEmail", atomic=True, searchable=("orderId",),
+                  client=ClientAccess(once_per_parent=True,
+                                      data="data.keys().hasOnly(['orderId'])"))
 def send_confirmation_email(task: Task) -> dict[str, str]:
     """Queue the confirmation mail in the Trigger Email extension's format."""
     order = _order(task)
@@ -66,8 +68,9 @@ def send_confirmation_email(task: Task) -> dict[str, str]:
 
 
 # The seed's pseudo-code names this handler both ways; the second shows a dotted action.
-@registry.handler("order", "initiateProcessing", atomic=True)
-@registry.handler("inventory", "mutations.initiateOrderProcessing", atomic=True)
+@registry.handler("order", "initiateProcessing", atomic=True, searchable=("orderId",))
+@registry.handler("inventory", "mutations.initiateOrderProcessing", atomic=True,
+                  searchable=("orderId",))
 def initiate_processing(task: Task) -> dict[str, Any]:
     """Move the order to `processing`; doing it again changes nothing."""
     order = _order(task)
@@ -97,7 +100,7 @@ def daily_report(task: Task) -> dict[str, Any]:
 
 # A charge calls a payment provider: an external effect that must not repeat, so claim mode (the
 # default): the claim makes sure one invocation per attempt calls the provider.
-@registry.handler("payment", "charge")
+@registry.handler("payment", "charge", searchable=("orderId",))
 def charge(task: Task) -> dict[str, str]:
     """Charge the order's card (simulated: the provider declines DECLINED_CARD)."""
     order = _order(task)
@@ -106,7 +109,7 @@ def charge(task: Task) -> dict[str, str]:
     return {"chargeId": f"ch_{task.parent.id}"}
 
 
-@registry.handler("shipping", "ship", atomic=True)
+@registry.handler("shipping", "ship", atomic=True, searchable=("orderId",))
 def ship(task: Task) -> dict[str, Any]:
     """Mark the order shipped, once its confirmation and processing are done."""
     done = task.dependency_results()

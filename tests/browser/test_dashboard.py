@@ -45,6 +45,9 @@ def failed_email_task(db, order_id: str, email: str):
 
 
 def show_order(page: Page, order_id: str) -> None:
+    """The Tasks view, filtered to one parent through the form."""
+    page.click("#nav a[data-view=tasks]")
+    expect(page.locator("#list")).to_be_visible()
     page.fill("#filters input[name=parent]", order_id)
     page.click("#filters button[type=submit]")
 

@@ -60,13 +60,15 @@ def test_an_order_whose_charge_failed_shows_its_graph_and_completes_after_a_retr
     order.update({"card": TEST_CARD})  # the customer gave a card that works
     page.click("#retry")
     expect(page.locator("#action-message")).to_contain_text("failed → scheduled")
+    expect(page.locator("#detail-dependents .state")).to_have_text(["completed", "completed"],
+                                                                  timeout=TIMEOUT)
+    page.click("#detail-parent")  # the order's list, followed live while a task is unfinished
+    expect(page.locator("#list")).to_be_visible()
     for task in ORDER:
         row = page.locator(f"tr[data-path='{tasks.document(task).path}']")
         expect(row.locator(".state")).to_have_text("completed", timeout=TIMEOUT)
     assert task_ids(page) == ORDER
     expect(page.locator("#tasks .blocked")).to_have_count(0)
-    expect(page.locator("#detail-dependents .state")).to_have_text(["completed", "completed"],
-                                                                  timeout=TIMEOUT)
 
 
 def test_a_waiting_task_says_what_it_waits_for(browser, db, uid, people):
@@ -77,8 +79,7 @@ def test_a_waiting_task_says_what_it_waits_for(browser, db, uid, people):
     ])
     page = signed_in(browser, people["admin"])
     expect(page.locator("#app")).to_be_visible()
-    page.fill("#filters input[name=parent]", parent.path)
-    page.click("#filters button[type=submit]")
+    show_order(page, parent.path)
     row = page.locator(f"tr[data-path='{second.path}']")
     expect(row.locator(".waiting-for")).to_have_text("waiting for first (reports.export)")
     expect(row.locator(".state")).to_have_text("completed", timeout=TIMEOUT)

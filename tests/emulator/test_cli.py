@@ -10,7 +10,9 @@ import pytest
 from firetasks import cli
 from firetasks.audit import AUDIT_COLLECTION
 from firetasks.db import find_project
-from tests.support import ROOT, wait_for_state
+from shop.handlers import DECLINED_CARD
+from shop.orders import create_order
+from tests.support import ROOT, task_fields, wait_for_state
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +54,9 @@ def test_show_prints_the_error_and_history(capsys, failed_task):
      (["show", "orders/x/tasks/none"], "no task at orders/x/tasks/none"),
      (["list", "--since", "soon"], "since must be an ISO 8601 time"),
      (["list", "--parent", "a/b/c"], "is not a document path"),
+     (["list", "--data", "colour=red"], "data.colour is not searchable: search by data.orderId"),
+     (["list", "--data", "orderId=o-1", "--action", "charge"], "no index serves that search"),
+     (["list", "--data", "orderId"], "--data takes FIELD=VALUE"),
      (["retry"], "give task paths, or filters"),
      (["--queue", "no.such:queue", "stats"], "not an importable MODULE:NAME"),
      (["rules", "--handlers", "no.such.module"], "not an importable module with a `registry`")],
@@ -95,6 +100,36 @@ def test_bulk_retry_by_filter_with_a_dry_run_first(capsys, failed_task, uid):
     code, out, _ = run(capsys, "--json", "retry", "--parent", uid, "--confirm", "1")
     assert code == 0
     assert json.loads(out) == {"count": 1, "retried": 1, "paths": [failed_task.path]}
+
+
+def test_list_and_retry_search_by_a_searchable_data_field(capsys, db, uid):
+    """`--data orderId=...`: the order's tasks, and any other task whose data names the order."""
+    order = create_order(db, uid, email="search@example.com", items=["tea"], card=DECLINED_CARD)
+    elsewhere = db.document(f"invoices/{uid}/tasks/t")
+    elsewhere.set(task_fields("probe", "permanent", {"orderId": uid}))
+    tasks = [order.collection("tasks").document(name) for name in
+             ("charge", "sendConfirmationEmail", "initiateProcessing", "ship")]
+    states = {ref.path: wait_for_state(ref)["state"] for ref in [*tasks, elsewhere]}
+    failed = sorted(path for path, state in states.items() if state == "failed")
+    assert tasks[0].path in failed
+    assert elsewhere.path in failed
+
+    code, out, _ = run(capsys, "--json", "list", "--data", f"orderId={uid}")
+    assert code == 0
+    assert {task["path"]: task["state"] for task in json.loads(out)["tasks"]} == states
+    code, out, _ = run(capsys, "--json", "list", "--data", f"orderId={uid}", "--parent", uid,
+                       "--state", "failed")
+    assert code == 0
+    assert sorted(task["path"] for task in json.loads(out)["tasks"]) == [
+        path for path in failed if path.startswith(f"{order.path}/")]
+    code, out, _ = run(capsys, "list", "--data", f"orderId={uid}-none")
+    assert (code, out.splitlines()[1:]) == (0, ["0 task(s)"])
+
+    code, out, _ = run(capsys, "retry", "--data", f"orderId={uid}", "--dry-run")
+    *counted, total = out.splitlines()
+    assert code == 0
+    assert sorted(counted) == [f"{path}: would retry" for path in failed]
+    assert total == f"{len(failed)} failed task(s) match"
 
 
 def test_cancel_says_when_the_state_machine_forbids_it(capsys, failed_task):

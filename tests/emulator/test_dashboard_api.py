@@ -191,6 +191,24 @@ def test_an_action_on_a_task_whose_state_moved_on_is_409(admin, failed_task):
                                                 "version": "yesterday"})[0] == 400
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "extra", "field"),
+    [("api/retry", {"maxAttempts": 0}, "maxAttempts"),
+     ("api/retry", {"maxAttempts": 1_000_000_000}, "maxAttempts"),
+     ("api/retry", {"maxAttempts": True}, "maxAttempts"),
+     ("api/retry", {"path": ["orders/x/tasks/t"]}, "path"),
+     ("api/bulk-retry", {"filters": "x", "dryRun": True}, "filters"),
+     ("api/bulk-retry", {"filters": {}, "dryRun": True, "maxAttempts": 1_000_000_000},
+      "maxAttempts")],
+)
+def test_bad_bodies_are_json_400_naming_the_field(admin, failed_task, endpoint, extra, field):
+    body = ({"path": failed_task.path} if endpoint == "api/retry" else {}) | extra
+    status, answered = call(endpoint, token=admin, body=body)
+    assert status == 400
+    assert field in answered["error"]
+    assert failed_task.get().get("state") == "failed"
+
+
 def test_a_revoked_or_disabled_admin_is_refused_at_once(db, uid):
     email, password = f"revoked-{uid}@example.com", f"pw-{uid}"
     user = auth.create_user(email=email, password=password, app=firetasks_db.app())

@@ -51,3 +51,38 @@ def test_the_shop_registers_the_seed_handlers_and_its_daily_report():
         "reports.export",
         "shipping.ship",
     ]
+
+
+def test_handlers_declare_searchable_data_fields():
+    registry = HandlerRegistry()
+
+    @registry.handler("order", "charge", searchable=("orderId", "email", "orderId"))
+    def charge(task):
+        return None
+
+    @registry.periodic("reports", "daily", schedule="every day 06:00", searchable=("day",))
+    def daily(task):
+        return None
+
+    registry.register("order", "ship", noop, searchable=["orderId"])
+    registry.register("order", "note", noop)
+    assert registry.lookup("order", "charge").searchable == ("orderId", "email")
+    assert registry.lookup("order", "note").searchable == ()
+    assert registry.searchable() == {"day": ["reports.daily"],
+                                     "email": ["order.charge"],
+                                     "orderId": ["order.charge", "order.ship"]}
+    assert HandlerRegistry.combine(registry).searchable() == registry.searchable()
+
+
+@pytest.mark.parametrize("field", ["order id", "data.orderId", "1st", "", "__name__", "ö", 7,
+                                   "x" * 101])
+def test_a_searchable_field_must_be_a_field_name(field):
+    with pytest.raises(ValueError, match=r"'order\.charge': searchable field .* is not a field "
+                                         r"name like 'orderId'"):
+        HandlerRegistry().register("order", "charge", noop, searchable=(field,))
+
+
+def test_searchable_as_a_bare_string_is_refused_saying_how():
+    with pytest.raises(ValueError, match=r"searchable takes a tuple of field names, like "
+                                         r"searchable=\('orderId',\)"):
+        HandlerRegistry().handler("order", "charge", searchable="orderId")(noop)

@@ -1,6 +1,8 @@
 // The firetasks dashboard. Task data is untrusted: it is only ever put on the page as text
 // (textContent), never as HTML. The ID token lives in sessionStorage and goes in a header.
 import { finishedChart, latencyChart } from "./charts.js";
+import { GRAPH_LIMIT, workflowGraph } from "./graph.js";
+import { attemptTimeline } from "./timeline.js";
 
 const STATES = ["waiting", "scheduled", "running", "retrying", "completed", "failed", "cancelled"];
 const ACTIVE = ["waiting", "scheduled", "running", "retrying"]; // may still change by themselves
@@ -24,6 +26,8 @@ let config = null;
 let filters = {};
 let nextCursor = null;
 let current = null; // the task shown in the detail panel
+let view = { name: "overview" }; // the view the address names (route())
+let views = 0; // views routed to: a load answers only for the view it was started for
 let overviewTimer = null;
 let detailTimer = null;
 let chartsAt = 0; // when the charts were last refreshed (ms)
@@ -39,11 +43,7 @@ function taskId(path) { return String(path).split("/").pop(); }
 function taskLink(path, text) {
   const link = el("a", text ?? taskId(path), "task-link");
   link.href = `#/${taskView(path)}`;
-  link.addEventListener("click", (event) => {
-    event.preventDefault();
-    event.stopPropagation();
-    openTask(path).catch((failure) => say(failure.message));
-  });
+  link.addEventListener("click", (event) => event.stopPropagation()); // not the row's click
   return link;
 }
 
@@ -126,10 +126,12 @@ function note(selector, text, ok) {
   show(node, Boolean(text));
 }
 
-// The view in the URL, to share: #/task/<path> or #/tasks?<filters>.
-function remember(view) {
-  const url = `#/${view}`;
-  if (location.hash !== url) history.pushState(null, "", url);
+// Go to a view: its address (#/, #/tasks?<filters>, #/task/<path>, #/workflow/<parent>), which
+// route() then shows; the same address again reloads it.
+function go(target) {
+  const url = `#/${target}`;
+  if (location.hash === url) route().catch((error) => viewError(error.message));
+  else location.hash = url;
 }
 
 function taskView(path) { return `task/${path.split("/").map(encodeURIComponent).join("/")}`; }
@@ -139,16 +141,67 @@ function listView(chosen) {
   return query ? `tasks?${query}` : "tasks";
 }
 
-async function followLink() {
-  const view = location.hash.replace(/^#\/?/, "");
-  if (view.startsWith("task/")) {
-    const path = view.slice("task/".length).split("/").map(decodeURIComponent).join("/");
-    await Promise.all([loadTasks(true), openTask(path, false)]);
-  } else if (view.startsWith("tasks")) {
-    await applyFilters(Object.fromEntries(new URLSearchParams(view.split("?")[1] || "")), false);
-  } else {
-    await loadTasks(true);
+function workflowView(parent, collection) {
+  const path = parent.split("/").map(encodeURIComponent).join("/");
+  return `workflow/${path}${collection ? `?collection=${encodeURIComponent(collection)}` : ""}`;
+}
+
+function decodePath(text) { return text.split("/").map(decodeURIComponent).join("/"); }
+
+// What the address names: the view, and its task, filters or parent.
+function parseView() {
+  const address = location.hash.replace(/^#\/?/, "");
+  const [where, query = ""] = address.split(/\?(.*)/s);
+  const params = Object.fromEntries(new URLSearchParams(query));
+  if (where.startsWith("task/")) return { name: "task", path: decodePath(where.slice(5)) };
+  if (where === "tasks") return { name: "tasks", filters: params };
+  if (where.startsWith("workflow/")) {
+    return { name: "workflow", parent: decodePath(where.slice(9)), collection: params.collection };
   }
+  return { name: "overview" };
+}
+
+const SECTIONS = { overview: ["#overview", "#audit"], tasks: ["#list"], task: ["#detail"],
+  workflow: ["#workflow"] };
+
+// Show the view the address names, and only it: no other view's content, timers or errors stay.
+async function route() {
+  view = parseView();
+  const mine = ++views;
+  clearTimeout(detailTimer);
+  clearTimeout(workflowTimer);
+  current = null;
+  say("");
+  show($("#view-error"), false);
+  for (const [name, selectors] of Object.entries(SECTIONS)) {
+    for (const selector of selectors) show($(selector), false);
+  }
+  for (const link of document.querySelectorAll("#nav a")) {
+    link.classList.toggle("current", link.dataset.view === view.name
+      || (link.dataset.view === "tasks" && view.name === "task"));
+  }
+  const loaded = {
+    overview: () => Promise.all([refreshOverview(), loadAudit()]),
+    tasks: () => applyFilters(view.filters),
+    task: () => openTask(view.path),
+    workflow: () => loadWorkflow(view.parent, view.collection),
+  }[view.name]();
+  try {
+    await loaded;
+  } catch (error) {
+    if (mine === views && token()) viewError(error.message);
+    return;
+  }
+  if (mine === views && view.name !== "task") {
+    for (const selector of SECTIONS[view.name]) show($(selector), true);
+  }
+}
+
+// The view could not be shown: only why, and a way back.
+function viewError(text) {
+  for (const selectors of Object.values(SECTIONS)) for (const one of selectors) show($(one), false);
+  $("#view-error-text").textContent = text;
+  show($("#view-error"), true);
 }
 
 function signInError(code) {
@@ -223,16 +276,11 @@ async function signIn(email, password) {
 
 async function start() {
   say("");
-  try {
-    await refreshOverview();
-  } catch (error) {
-    return; // signedOut() has shown why
-  }
   show($("#sign-in"), false);
   show($("#app"), true);
   show($("#sign-out"), true);
   $("#who").textContent = sessionStorage.getItem("firetasks.email") || "";
-  await Promise.all([followLink(), loadAudit()]);
+  await route(); // a refused token: signedOut() shows why
 }
 
 // The overview every REFRESH_MS while the tab is visible, every HIDDEN_REFRESH_MS while hidden.
@@ -241,13 +289,13 @@ function scheduleOverview() {
   const delay = document.visibilityState === "hidden" ? HIDDEN_REFRESH_MS : REFRESH_MS;
   overviewTimer = setTimeout(() => {
     scheduleOverview();
-    if (token() && !$("#app").hidden) refreshOverview().catch(() => {});
+    if (token() && !$("#app").hidden && view.name === "overview") refreshOverview().catch(() => {});
   }, delay);
 }
 
 function visibilityChanged() {
   if (document.visibilityState === "visible" && token() && !$("#app").hidden) {
-    refreshOverview().catch(() => {});
+    if (view.name === "overview") refreshOverview().catch(() => {});
     watchDetail();
     watchWorkflow();
   }
@@ -265,7 +313,7 @@ async function refreshOverview() {
     const now = state in stats.byState;
     card.append(el("strong", shown(now ? stats.byState[state] : day[state] ?? 0)),
       el("span", now ? state : `${state} · 24 h`));
-    card.addEventListener("click", () => applyFilters({ state }));
+    card.addEventListener("click", () => go(listView({ state })));
     return card;
   }));
   $("#failed-hour").textContent = shown(stats.recent.lastHour.failed);
@@ -273,12 +321,12 @@ async function refreshOverview() {
   const oldest = stats.oldestWaiting;
   $("#oldest").replaceChildren(oldest ? breakable(oldest.path) : "none",
     oldest ? ` (since ${when(oldest.createdAt)})` : "");
-  $("#oldest").onclick = (event) => { event.preventDefault(); if (oldest) openTask(oldest.path); };
+  $("#oldest").href = oldest ? `#/${taskView(oldest.path)}` : "#/";
   $("#handlers tbody").replaceChildren(...Object.entries(stats.byHandler).map(([name, counts]) => {
     const row = el("tr");
     row.append(breakable(name, "td"), el("td", shown(counts.failedLastDay)));
     const [type, ...action] = name.split(".");
-    row.addEventListener("click", () => applyFilters({ type, action: action.join(".") }));
+    row.addEventListener("click", () => go(listView({ type, action: action.join(".") })));
     return row;
   }));
   $("#refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
@@ -298,26 +346,37 @@ async function refreshCharts() {
   $("#charts-refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
+// The form's filters as the API's parameters: a search by a data field is data.<field>=<value>.
 function formFilters() {
   const form = new FormData($("#filters"));
   const chosen = {};
   for (const [key, value] of form.entries()) {
-    if (!value) continue;
+    if (!value || key === "dataField" || key === "dataValue") continue;
     chosen[key] = key === "since" || key === "until" ? new Date(value).toISOString() : value;
   }
+  const field = form.get("dataField");
+  const value = String(form.get("dataValue") || "").trim();
+  if (field && value) chosen[`data.${field}`] = value;
   return chosen;
 }
 
-function applyFilters(chosen, rememberIt = true) {
+// The list view: the address' filters, as they are (a bad one is the API's 400, naming it, and no
+// list), shown in the form.
+function applyFilters(chosen) {
   const form = $("#filters");
   for (const name of ["state", "type", "action", "parent"]) {
     form.elements[name].value = chosen[name] || "";
   }
   for (const name of ["since", "until"]) form.elements[name].value = localTime(chosen[name]);
   form.elements.collection.value = chosen.collection || config.collections[0];
-  filters = formFilters();
-  if (rememberIt) remember(listView(filters));
-  return loadTasks(true).catch((error) => say(error.message));
+  const [searched, value] = Object.entries(chosen).find(([key]) => key.startsWith("data.")) || [];
+  form.elements.dataField.value = searched ? searched.slice(5) : "";
+  form.elements.dataValue.value = value || "";
+  filters = { ...chosen };
+  nextCursor = null;
+  listed = new Map();
+  $("#tasks tbody").replaceChildren();
+  return loadTasks(true);
 }
 
 // An ISO time as a datetime-local input's value (the browser's time zone).
@@ -345,7 +404,7 @@ function taskRow(task) {
   row.append(path, name, state, el("td", task.attempts ?? 0), el("td", when(task.createdAt)),
     el("td", error));
   row.dataset.path = task.path;
-  row.addEventListener("click", () => openTask(task.path).catch((failure) => say(failure.message)));
+  row.addEventListener("click", () => go(taskView(task.path)));
   return row;
 }
 
@@ -354,7 +413,7 @@ async function loadTasks(fresh) {
   if (!fresh && nextCursor) params.set("cursor", nextCursor);
   const request = ++listRequests;
   const page = await api(`api/tasks?${params}`);
-  if (request !== listRequests) return; // a later load (other filters, say) supersedes this one
+  if (request !== listRequests || view.name !== "tasks") return; // a later load supersedes it
   if (fresh) listed = new Map();
   for (const task of page.tasks) listed.set(task.path, task);
   // One parent's tasks: its workflow, in dependency order.
@@ -367,31 +426,61 @@ async function loadTasks(fresh) {
   watchWorkflow();
 }
 
-// A parent's workflow follows itself while any of its tasks may still change.
+// A parent's workflow follows itself while it is shown: every DETAIL_MS while any of its tasks
+// may still change, every WORKFLOW_IDLE_MS once all are finished (an operator's retry elsewhere
+// reopens it).
+const WORKFLOW_IDLE_MS = 5000;
 let workflowTimer = null;
 function watchWorkflow() {
   clearTimeout(workflowTimer);
-  if (!filters.parent || nextCursor || document.visibilityState === "hidden") return;
+  if (document.visibilityState === "hidden") return;
+  if (view.name === "workflow") {
+    const active = workflowTasks.some((task) => ACTIVE.includes(task.state));
+    const shown = views;
+    workflowTimer = setTimeout(() => {
+      if (token() && shown === views) loadWorkflow(view.parent, view.collection).catch(() => {});
+    }, active ? DETAIL_MS : WORKFLOW_IDLE_MS);
+    return;
+  }
+  if (view.name !== "tasks" || !filters.parent || nextCursor) return;
   if (![...listed.values()].some((task) => ACTIVE.includes(task.state))) return;
   const shown = JSON.stringify(filters);
   workflowTimer = setTimeout(() => {
-    if (token() && JSON.stringify(filters) === shown) loadTasks(true).catch(() => {});
+    if (token() && view.name === "tasks" && JSON.stringify(filters) === shown) {
+      loadTasks(true).catch(() => {});
+    }
   }, DETAIL_MS);
 }
 
-// Open a task in the detail panel (and the URL); it stays live while it is active.
-async function openTask(path, rememberIt = true) {
-  if (rememberIt) remember(taskView(path));
-  if (!current || current.path !== path) note("#action-message", "");
-  try {
-    await loadTask(path);
-  } catch (error) {
-    current = null;
-    clearTimeout(detailTimer);
-    say(error.message);
-    return;
-  }
-  $("#detail").scrollIntoView({ block: "nearest" });
+// A parent's workflow: its tasks (up to the API's page of 100) as a graph, followed live while
+// any is unfinished; beyond GRAPH_LIMIT tasks, as a list in dependency order.
+let workflowTasks = [];
+async function loadWorkflow(parent, collection) {
+  const mine = views;
+  const params = new URLSearchParams({ parent, limit: "100" });
+  if (collection) params.set("collection", collection);
+  const page = await api(`api/tasks?${params}`);
+  if (mine !== views) return;
+  workflowTasks = dependencyOrder(page.tasks);
+  listed = new Map(page.tasks.map((task) => [task.path, task]));
+  $("#workflow-parent").replaceChildren(breakable(parent));
+  $("#workflow-list-link").href = `#/${listView({ parent, ...(collection ? { collection } : {}) })}`;
+  const asGraph = workflowTasks.length <= GRAPH_LIMIT && !page.next;
+  $("#workflow-graph").replaceChildren(...(asGraph && workflowTasks.length
+    ? [workflowGraph(workflowTasks, (path) => go(taskView(path)))] : []));
+  $("#workflow-note").textContent = !workflowTasks.length ? "No tasks under this parent."
+    : asGraph ? "" : `More than ${GRAPH_LIMIT} tasks: shown as a list.`;
+  show($("#workflow-note"), Boolean($("#workflow-note").textContent));
+  $("#workflow-tasks tbody").replaceChildren(...(asGraph ? [] : workflowTasks.map(taskRow)));
+  show($("#workflow-tasks"), !asGraph);
+  show($("#workflow"), true);
+  watchWorkflow();
+}
+
+// The task view: one task, live while it is active; a task that cannot be read is an error.
+async function openTask(path) {
+  note("#action-message", "");
+  await loadTask(path);
 }
 
 // Poll the open task while it may still change by itself (and the tab is visible).
@@ -409,17 +498,18 @@ function watchDetail() {
 }
 
 async function loadTask(path) {
+  const mine = views;
   const task = await api(`api/task?path=${encodeURIComponent(path)}`);
+  if (mine !== views || view.name !== "task" || view.path !== path) return;
   current = task;
   const fields = task.fields;
   $("#detail-path").replaceChildren(breakable(task.path));
   $("#detail-parent").textContent = task.parent ? `all tasks of ${task.parent}` : "";
   $("#detail-parent").href = task.parent
     ? `#/${listView({ parent: task.parent, collection: task.path.split("/").slice(-2)[0] })}` : "#";
-  $("#detail-parent").onclick = (event) => {
-    event.preventDefault();
-    applyFilters({ parent: task.parent, collection: task.path.split("/").slice(-2)[0] });
-  };
+  $("#detail-workflow").textContent = task.parent ? `workflow of ${task.parent}` : "";
+  $("#detail-workflow").href = task.parent
+    ? `#/${workflowView(task.parent, task.path.split("/").slice(-2)[0])}` : "#/";
   $("#detail-hint").textContent = task.handled === false
     ? `${NO_HANDLER}: ${fields.type}.${fields.action} waits for a deployment that has one.` : "";
   show($("#detail-hint"), task.handled === false);
@@ -451,6 +541,7 @@ async function loadTask(path) {
   const trace = ["failed", "retrying"].includes(fields.state) && traces[traces.length - 1];
   $("#detail-traceback pre").textContent = trace || "";
   show($("#detail-traceback"), Boolean(trace));
+  $("#timeline").replaceChildren(...attemptTimeline(fields));
   $("#history tbody").replaceChildren(...(fields.history || []).slice().reverse().map((entry) => {
     const row = el("tr");
     const error = el("td", entry.error ? `${entry.error.type}: ${entry.error.message}` : "");
@@ -512,7 +603,7 @@ async function act(action) {
     note("#action-message", `${action} failed: ${error.message}`, false);
   }
   await Promise.all([loadTask(shown.path).catch((error) => note("#action-message", error.message)),
-    loadTasks(true), refreshOverview(), loadAudit()]);
+    loadAudit()]);
 }
 
 async function bulkRetry() {
@@ -522,7 +613,7 @@ async function bulkRetry() {
   if (!window.confirm(`Retry ${counted.count} failed task(s)?`)) return;
   const done = await api("api/bulk-retry", { filters: withoutState(filters), confirm: counted.count });
   note("#bulk-message", `Retried ${done.retried} task(s).`, true);
-  await Promise.all([loadTasks(true), refreshOverview(), loadAudit()]);
+  await loadTasks(true);
 }
 
 function withoutState(chosen) {
@@ -551,6 +642,12 @@ async function main() {
   if (config.parentAlias) {
     $("#filters").elements.parent.placeholder = `p-1 or ${config.parentAlias}/p-1`;
   }
+  // Search by a data field that handlers declare searchable (`searchable=`), if any.
+  const searchable = $("#filters").elements.dataField;
+  for (const name of config.searchable || []) searchable.append(el("option", name));
+  for (const label of document.querySelectorAll("#filters .search")) {
+    show(label, Boolean((config.searchable || []).length));
+  }
   $("#sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
@@ -564,7 +661,7 @@ async function main() {
   $("#sign-out").addEventListener("click", () => signedOut("Signed out."));
   $("#filters").addEventListener("submit", (event) => {
     event.preventDefault();
-    applyFilters(formFilters());
+    go(listView(formFilters()));
   });
   $("#more").addEventListener("click", () => loadTasks(false).catch((error) => say(error.message)));
   $("#retry").addEventListener("click", () => act("retry"));
@@ -573,7 +670,9 @@ async function main() {
     () => bulkRetry().catch((error) => note("#bulk-message", error.message, false)));
   $("#chart-handler").addEventListener("change", () => refreshCharts().catch((error) => say(error.message)));
   document.addEventListener("visibilitychange", visibilityChanged);
-  window.addEventListener("popstate", () => { if (token()) followLink().catch((error) => say(error.message)); });
+  window.addEventListener("hashchange", () => {
+    if (token()) route().catch((error) => viewError(error.message));
+  });
   scheduleOverview();
   if (token()) await start(); else signedOut();
 }
