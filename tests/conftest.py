@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 from firebase_admin import auth
 from google.cloud import firestore
+from hypothesis import settings
 
 from firetasks import db as firetasks_db
 from tests.support import sign_in, task_fields, wait_for_state
+
+# Property-based tests draw the same examples on every run by default, so that the suite passes or
+# fails the same way each time (CI included); HYPOTHESIS_PROFILE=explore draws new ones, and more.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 EMULATOR_TESTS = [Path(__file__).parent / "emulator", Path(__file__).parent / "browser"]
 
