@@ -8,7 +8,8 @@ const LEFT = 52; // room for the y axis' labels
 const BOTTOM = 22; // ... and the x axis'
 const TOP = 8;
 
-function node(tag, attributes = {}, text = null) {
+// An SVG element with its attributes and text (the workflow graph builds with it too).
+export function node(tag, attributes = {}, text = null) {
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
   if (text !== null) element.textContent = text;

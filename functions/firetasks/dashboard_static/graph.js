@@ -2,20 +2,14 @@
 // the dependency to the task that waits for it. Plain SVG built with DOM calls (task data is never
 // parsed as markup), laid out in columns by depth: a task sits one column right of its deepest
 // dependency. Each node carries data-path and data-state; each edge data-from and data-to.
-const SVG = "http://www.w3.org/2000/svg";
+import { node } from "./charts.js";
+
 export const GRAPH_LIMIT = 40; // more tasks than this: the page shows the list instead
 const NODE_W = 170;
 const NODE_H = 44;
 const GAP_X = 60;
 const GAP_Y = 18;
 const PAD = 8;
-
-function node(tag, attributes = {}, text = null) {
-  const element = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
-  if (text !== null) element.textContent = text;
-  return element;
-}
 
 function idOf(path) { return String(path).split("/").pop(); }
 
