@@ -21,6 +21,7 @@ from typing import Any
 
 from firebase_functions import logger
 from google.api_core import exceptions
+from google.cloud.firestore import DocumentReference
 
 from firetasks import transitions, workflow
 from firetasks.clock import Clock
@@ -75,14 +76,14 @@ class Attempts:
             task = self._task(record, claim["attempts"], progress)
             spawns = StagedWrites()
             ending = self._call(record, registration, task, started, context, spawns)
-            used = task.attempt - claim["retryBase"]
-            outcome = self._end(running, registration, ending, used, progress.final())
+            used, extra = task.attempt - claim["retryBase"], progress.final()
+            outcome = self._end(running, registration, ending, used, extra)
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
             waiting = (self.flow.hand_over_candidates(record, registration)
                        if hand_over and room else [])
             handed = self._hand_over(record, progress.version, outcome, spawns, waiting, lease)
             final = outcome if handed else self._finish(
-                running, progress.version, registration, ending, used, progress.final(),
+                running.ref, progress.version, outcome, registration, ending, used, extra,
                 context, spawns)
             if final is not None:
                 logger.info("end processing task", outcome=final["state"], **context)
@@ -189,14 +190,15 @@ class Attempts:
         return None
 
     def _finish(
-        self, running: TaskRecord, claimed: Any, registration: Registration, ending: Ending,
-        used: int, extra: dict[str, Any], context: dict[str, Any], spawns: StagedWrites,
+        self, ref: DocumentReference, version: Any, outcome: dict[str, Any],
+        registration: Registration, ending: Ending, used: int, extra: dict[str, Any],
+        context: dict[str, Any], spawns: StagedWrites,
     ) -> dict[str, Any] | None:
-        """Write the attempt's outcome, with the tasks it spawned if it completed, if this
-        invocation still owns it; what was written."""
-        ref, version, current = running.ref, claimed, running
-        for _ in range(FINISH_TRIES + 1):  # changed while running: a cancel request, or not ours
-            outcome = self._end(current, registration, ending, used, extra)
+        """Write the attempt's `outcome`, with the tasks it spawned if it completed, if the task
+        is still at `version`; if it changed (a cancel request), the outcome is built again from
+        the task as it is now, as long as this invocation still owns the attempt. What was
+        written."""
+        for _ in range(FINISH_TRIES + 1):
             completed = outcome["state"] == State.COMPLETED
             if self.store.commit_if_unchanged(ref, version, outcome,
                                               spawns if completed else StagedWrites()):
@@ -209,7 +211,7 @@ class Attempts:
                 logger.warn("attempt no longer owned, outcome dropped",
                             currentState=found.state, **context)
                 return None
-            current, version = found, found.version
+            outcome, version = self._end(found, registration, ending, used, extra), found.version
         logger.error("outcome dropped: the task kept changing", **context)
         return None
 

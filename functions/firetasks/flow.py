@@ -126,7 +126,7 @@ class FlowControl:
         Cloud Task was lost) enqueues it afresh: at worst a second dispatch finds it claimed.
         Whether it was queued (False: another write came first). Raises InvalidKey."""
         version = (record.version, self.clock()) if woken else record.version
-        mark = queue_for_limit(record, self.key_of(record, limits)) | (stamp if stamp else {})
+        mark = queue_for_limit(record, self.key_of(record, limits)) | stamp
         if mark:
             version = self.store.write_if_unchanged(record.ref, record.version, mark)
             if version is None:
