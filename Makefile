@@ -91,7 +91,8 @@ test-repeat:
 			{ echo "=== make test: run $$run of $(N) failed" >&2; exit 1; }; \
 	done; echo "=== make test: all $(N) runs passed"
 
-# Not part of the tests: figures for the README. `make bench BENCH_ARGS=noop` runs one scenario.
+# Not part of the tests: figures for the README (docs/benchmarks.md). `make bench` runs the
+# default scenarios (about 12 minutes); `make bench BENCH_ARGS="noop-5000 --repeat 3"` others.
 bench: install
 	mkdir -p .cache && rm -f .cache/meter.jsonl
 	FIRETASKS_TESTING=1 FIRETASKS_METER_FILE=$(CURDIR)/.cache/meter.jsonl \

@@ -1,8 +1,11 @@
 """Counts, per function invocation, the Firestore documents read and written through firetasks'
 client, by wrapping that client's RPC stubs: what the benchmark reports, measured, not estimated.
 
-Each invocation appends one JSON line to the file named by FIRETASKS_METER_FILE:
-`{"fn": "process_tasks", "reads": 0, "writes": 1}`. Loaded by main.py only when that is set.
+Each invocation appends one JSON line to the file named by FIRETASKS_METER_FILE: `{"fn":
+"firetasks", "doc": "<task path>", "start": <epoch s>, "end": <epoch s>, "cpu_ms": <this thread's
+CPU time>, "reads": 0, "writes": 1}`; and each run of a benchmark handler one `{"fn": "handler",
+"doc": ..., "at": <epoch s>}` (`handler_started`): the trigger latency is `at` minus the task's
+create time. Loaded by main.py only when that is set.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -23,6 +27,7 @@ from testing.naive import NaiveProcessor
 T = TypeVar("T")
 _counts = threading.local()
 _file_lock = threading.Lock()
+_path: str | None = None  # the meter file, once installed
 
 
 def _count(kind: str, n: int) -> None:
@@ -90,23 +95,42 @@ def _metered_client(make: Callable[[str], firestore.Client]) -> Callable[[str], 
     return client
 
 
-def _invocation(fn_name: str, path: str, call: Callable[..., Any]) -> Callable[..., Any]:
+def _append(entry: dict[str, Any]) -> None:
+    if _path is not None:
+        with _file_lock, open(_path, "a") as out:
+            out.write(json.dumps(entry) + "\n")
+
+
+def handler_started(path: str) -> None:
+    """Record that a handler started for the task at `path` (a no-op unless installed)."""
+    _append({"fn": "handler", "doc": path, "at": time.time()})
+
+
+def _document(arg: Any) -> str | None:
+    """The task path of an invocation's argument: a trigger's event or a wake-up's reference."""
+    return getattr(arg, "document", None) or getattr(arg, "path", None)
+
+
+def _invocation(fn_name: str, call: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(call)
-    def invoke(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self: Any, arg: Any, *args: Any, **kwargs: Any) -> Any:
         _counts.reads = _counts.writes = 0
+        start, cpu = time.time(), time.thread_time()
         try:
-            return call(*args, **kwargs)
+            return call(self, arg, *args, **kwargs)
         finally:
-            line = json.dumps({"fn": fn_name, "reads": _counts.reads, "writes": _counts.writes})
-            with _file_lock, open(path, "a") as out:
-                out.write(line + "\n")
+            _append({"fn": fn_name, "doc": _document(arg), "start": start, "end": time.time(),
+                     "cpu_ms": round((time.thread_time() - cpu) * 1000, 3),
+                     "reads": _counts.reads, "writes": _counts.writes})
 
     return invoke
 
 
 def install(path: str) -> None:
+    global _path
+    _path = path
     db.client = _metered_client(db.client.__wrapped__)
-    TaskProcessor.on_write = _invocation("firetasks", path, TaskProcessor.on_write)
-    TaskProcessor.wake = _invocation("firetasks", path, TaskProcessor.wake)
-    Admitted.wake = _invocation("firetasks", path, Admitted.wake)  # a limited handler's queue
-    NaiveProcessor.on_write = _invocation("naive", path, NaiveProcessor.on_write)
+    TaskProcessor.on_write = _invocation("firetasks", TaskProcessor.on_write)
+    TaskProcessor.wake = _invocation("firetasks", TaskProcessor.wake)
+    Admitted.wake = _invocation("firetasks", Admitted.wake)  # a limited handler's queue
+    NaiveProcessor.on_write = _invocation("naive", NaiveProcessor.on_write)

@@ -7,7 +7,7 @@ baseline also runs) and type `benchAtomic` in atomic mode, with the same body an
 
 A body stages its writes; in claim mode (and for the baseline) the handler commits them itself, in
 one batch, as a handler writing directly would; in atomic mode the processor commits them with the
-task's outcome.
+task's outcome. Each handler first tells the meter it started (the trigger latency's end).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from firetasks import HandlerRegistry, RetryPolicy, Task
 from firetasks.limits import Limits, Rate
 from firetasks.retry import DEFAULT_RETRY
 from firetasks.staging import StagedWrites
+from testing.meter import handler_started
 
 Body = Callable[[Task, StagedWrites], None]
 MAIL = "benchMail"
@@ -48,6 +49,7 @@ def mail(task: Task, writes: StagedWrites) -> None:
 
 def committing_itself(body: Body) -> Callable[[Task], None]:
     def handler(task: Task) -> None:
+        handler_started(task.path)
         writes = StagedWrites()
         body(task, writes)
         if len(writes):
@@ -60,6 +62,7 @@ def committing_itself(body: Body) -> Callable[[Task], None]:
 
 def staging(body: Body) -> Callable[[Task], None]:
     def handler(task: Task) -> None:
+        handler_started(task.path)
         body(task, task.writes)
 
     return handler

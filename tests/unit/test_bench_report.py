@@ -1,0 +1,39 @@
+"""The benchmark's summary: ratios taken within a run, their ranges, and the noise gate."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from report import noisy, summary, table
+
+
+def run(naive: float, claim: float, p99: float = 1.0) -> dict[str, dict]:
+    return {"naive": {"throughput": naive, "p99_ms": 1.0},
+            "claim": {"throughput": claim, "p99_ms": p99}}
+
+
+def test_ratios_are_taken_within_each_run_then_summarised():
+    # Both systems slow down together in the second run: the ratio stays 0.5.
+    figures = summary([run(100, 50), run(40, 20), run(80, 40)])
+    assert figures["throughput"]["naive"] == 80
+    assert figures["throughput"]["claim/naive"] == {"median": 0.5, "min": 0.5, "max": 0.5}
+    assert noisy({"noop": figures}) == []
+
+
+def test_a_ratio_whose_range_leaves_15_percent_of_its_median_is_flagged():
+    figures = summary([run(100, 50), run(100, 60), run(100, 40)])  # 0.5 (0.4-0.6): ±20 %
+    assert noisy({"noop": figures}) == ["noop throughput claim/naive 0.50 (0.40-0.60)"]
+    within = summary([run(100, 50), run(100, 56), run(100, 44)])  # ±12 %
+    assert noisy({"noop": within}) == []
+
+
+def test_tail_latency_ratios_are_reported_but_not_gated():
+    figures = summary([run(100, 50, p99=1.0), run(100, 50, p99=3.0), run(100, 50, p99=2.0)])
+    assert figures["p99_ms"]["claim/naive"]["max"] == 3.0
+    assert noisy({"noop": figures}) == []
+
+
+def test_the_table_gives_medians_and_ratio_ranges():
+    text = table({"noop": summary([run(100, 50), run(100, 60), run(100, 40)])})
+    assert "| throughput | 100 | 50 | 0.50 (0.40-0.60) |" in text
