@@ -9,7 +9,7 @@ EXAMPLE_VENV := $(EXAMPLE)/functions/venv
 # Its tests in its own emulator suite (its firebase.json and project), with its venv and pytest.ini.
 EXAMPLE_TEST = $(EMULATORS) --dir $(EXAMPLE) exec "functions/venv/bin/python -m pytest"
 
-.PHONY: install dev test unit test-example test-repeat lint bench chromium web
+.PHONY: install dev test unit test-example test-repeat lint bench chromium web chaos
 
 install: node_modules/.install.stamp web/node_modules/.install.stamp $(VENV)/.install.stamp chromium
 
@@ -90,6 +90,15 @@ test-repeat:
 		$(MAKE) --no-print-directory test || \
 			{ echo "=== make test: run $$run of $(N) failed" >&2; exit 1; }; \
 	done; echo "=== make test: all $(N) runs passed"
+
+# Not part of `make test` (which runs test_chaos with about 150 tasks): the chaos run, CHAOS_TASKS
+# tasks under injected faults, its report printed and kept in .cache/chaos-report.json.
+CHAOS_TASKS ?= 1000
+chaos: $(VENV)/.install.stamp node_modules/.install.stamp
+	mkdir -p .cache
+	FIRETASKS_TESTING=1 FIRETASKS_CHAOS_TASKS=$(CHAOS_TASKS) \
+		FIRETASKS_CHAOS_REPORT=$(CURDIR)/.cache/chaos-report.json \
+		$(EMULATORS) exec "$(PY) -m pytest -q -s tests/emulator/test_chaos.py"
 
 # Not part of the tests: figures for the README (docs/benchmarks.md). `make bench` runs the
 # default scenarios (about 12 minutes); `make bench BENCH_ARGS="noop-5000 --repeat 3"` others.

@@ -23,9 +23,9 @@ options.set_global_options(region="us-central1")
 registries = [handlers.registry]
 TESTING = os.environ.get("FIRETASKS_TESTING") == "1"  # `make test` and `make bench` only
 if TESTING:
-    from testing import probes, workloads
+    from testing import chaos, probes, workloads
 
-    registries += [probes.registry, workloads.registry]
+    registries += [probes.registry, workloads.registry, chaos.registry]
 registry = HandlerRegistry.combine(*registries)
 
 # A handler may run up to TIMEOUT_SEC; a claim's lease lasts that long plus a margin, after which
@@ -79,3 +79,4 @@ if TESTING:  # the benchmark's baseline, on its own path: {collection}/{docId}/n
         naive.NaiveProcessor(registry), name="naive_process_tasks")
     if os.environ.get("FIRETASKS_METER_FILE"):
         meter.install(os.environ["FIRETASKS_METER_FILE"])
+    chaos.install()  # inert until a test writes its config (testing/chaos.py)

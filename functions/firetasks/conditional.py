@@ -12,12 +12,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
+from google.cloud.firestore_v1.transforms import Sentinel, _NumericValue, _ValueList
 
 from firetasks import db
 
@@ -30,6 +32,8 @@ BACKOFF = 0.05  # seconds; doubled per attempt, fully jittered so contenders spr
 MAX_BATCH_WRITES = 500  # Firestore's limit on the writes of one batch
 
 Operation = Literal["create", "set", "update", "delete"]
+SLEEP: ContextVar[Callable[[float], None]] = ContextVar("sleep", default=time.sleep)  # the kit's
+# fake clock, in MemoryQueue
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def with_backoff(call: Callable[[], T]) -> T:
         try:
             return call()
         except TRANSIENT:
-            time.sleep(random.uniform(0, BACKOFF * 2 ** attempt))
+            SLEEP.get()(random.uniform(0, BACKOFF * 2 ** attempt))
     return call()
 
 
@@ -84,7 +88,10 @@ def commit(writes: Sequence[Write]) -> list[Any] | None:
     if not writes:
         return []
 
+    tries = []
+
     def run() -> list[Any]:
+        tries.append(1)
         batch = db.client_of(writes[0].ref).batch()
         apply(batch, writes)
         return [result.update_time for result in batch.commit()]
@@ -92,7 +99,43 @@ def commit(writes: Sequence[Write]) -> list[Any] | None:
     try:
         return with_backoff(run)
     except LOST:
+        return landed(writes) if len(tries) > 1 else None
+
+
+def landed(writes: Sequence[Write]) -> list[Any] | None:
+    """After a transient error, a retry of `writes` lost its precondition: the first try may have
+    applied (Firestore can commit and still answer DEADLINE_EXCEEDED or UNAVAILABLE), changing
+    the very version the retry named. The versions of `writes` if the documents are as they left
+    them, all at one update time (a batch's commit time); None if another write came first.
+    (A write that landed after ours and left our fields as we wrote them passes for ours.)"""
+    snapshots = read_all(db.client_of(writes[0].ref), [write.ref for write in writes])
+    if not all(_as_written(snapshot, write) for snapshot, write in zip(snapshots, writes,
+                                                                       strict=True)):
         return None
+    versions = [snapshot.update_time for snapshot in snapshots if snapshot.exists]
+    return versions if len(set(versions)) <= 1 else None
+
+
+def _as_written(snapshot: Any, write: Write) -> bool:
+    """Whether the document read as `snapshot` holds what `write` wrote."""
+    if write.operation == "delete" or not snapshot.exists:
+        return write.operation == "delete" and not snapshot.exists
+    stored = snapshot.to_dict() or {}
+    return all(_holds(stored, name.split(".") if write.operation == "update" else [name], value)
+               for name, value in (write.fields or {}).items())
+
+
+def _holds(stored: Any, path: list[str], value: Any) -> bool:
+    """Whether `stored` has `value` at the field `path` (a sentinel or a transform: any value;
+    DELETE_FIELD: none)."""
+    for name in path:
+        if not isinstance(stored, Mapping) or name not in stored:
+            return value is firestore.DELETE_FIELD
+        stored = stored[name]
+    if isinstance(value, Mapping):
+        return all(_holds(stored, [name], inner) for name, inner in value.items())
+    return value is not firestore.DELETE_FIELD and (
+        isinstance(value, Sentinel | _ValueList | _NumericValue) or stored == value)
 
 
 def read_all(client: firestore.Client, refs: Sequence[DocumentReference]) -> list[Any]:

@@ -15,13 +15,14 @@ from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
+from firetasks import db
 from firetasks.conditional import Write
 from firetasks.errors import TaskChanged, TaskNotFound
 from firetasks.memory_client import MemoryClient
+from firetasks.memory_faults import FaultPlan
 from firetasks.memory_writes import applied, array_contains, batch_applied
 from firetasks.record import TaskRecord
-from firetasks.staging import StagedWrites
-from firetasks.store import new_refs
+from firetasks.store import FirestoreStore, new_refs
 from firetasks.task import LIMIT_KEY, WAKE_STATES
 
 START = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
@@ -41,10 +42,12 @@ class FakeClock:
         self.now += datetime.timedelta(seconds=seconds)
 
 
-class MemoryStore:
+class MemoryStore(FirestoreStore):
     """Documents in a dict, each with a version (a timestamp, as in Firestore) that every write
     moves on, written as Firestore writes them (firetasks.memory_writes: what it refuses raises
-    ValueError naming it). Every write of a document is queued as a trigger event."""
+    ValueError naming it). Every write of a document is queued as a trigger event. Conditional
+    writes go through FirestoreStore's (firetasks.conditional) to `commit`, where `faults`
+    (firetasks.memory_faults) can fail them."""
 
     def __init__(self, clock: FakeClock, database: str = "(default)") -> None:
         self.clock = clock
@@ -57,6 +60,7 @@ class MemoryStore:
         self.sweep_marks: dict[str, dict[str, Any]] = {}  # the sweeper's (firetasks.recovery)
         self.events: list[tuple[str, object]] = []  # what triggers would deliver, in order:
         # the paths written, each with its document's state before the write
+        self.faults = FaultPlan()
 
     def read(self, ref: DocumentReference) -> TaskRecord | None:
         if ref.path not in self.documents:
@@ -64,30 +68,14 @@ class MemoryStore:
         return TaskRecord(ref, copy.deepcopy(self.documents[ref.path]), self.versions[ref.path],
                           self.created[ref.path])
 
-    def write_if_unchanged(
-        self, ref: DocumentReference, version: Any, fields: Mapping[str, Any]
-    ) -> Any | None:
-        if self.versions.get(ref.path) != version:
-            return None
-        return self.put(ref.path, fields)
-
-    def commit_if_unchanged(
-        self, ref: DocumentReference, version: Any, fields: Mapping[str, Any],
-        staged: StagedWrites,
-    ) -> Any | None:
-        if self.versions.get(ref.path) != version:
-            return None
-        after = batch_applied(list(staged), self.documents.get, self.versions.get, self.clock())
-        task = after[ref.path] if ref.path in after else self.documents.get(ref.path)
-        self._applied("update", task, fields)  # refuse the task's write before any is applied
-        self._apply(after)
-        return self._versioned([ref.path, *after], self.put(ref.path, fields))
-
     def commit(self, writes: Sequence[Write]) -> datetime.datetime:
         """A batch of writes, all or nothing (firetasks.memory_writes.batch_applied), each
-        document written queued as a trigger event (a delete is not)."""
+        document written queued as a trigger event (a delete is not); `faults` may fail it."""
+        fault = self.faults.before()
         after = batch_applied(writes, self.documents.get, self.versions.get, self.clock())
-        return self._versioned(list(after), self._apply(after) or self.clock())
+        version = self._versioned(list(after), self._apply(after) or self.clock())
+        self.faults.after(fault)
+        return version
 
     def _apply(self, after: Mapping[str, dict[str, Any] | None]) -> datetime.datetime | None:
         version = None
@@ -104,17 +92,6 @@ class MemoryStore:
             if path in self.documents:
                 self.versions[path] = version
         return version
-
-    def write_all_if_unchanged(
-        self, changes: Sequence[tuple[TaskRecord, Mapping[str, Any]]]
-    ) -> bool:
-        if any(self.versions.get(record.path) != record.version for record, _ in changes):
-            return False
-        for record, fields in changes:  # refuse any write before applying one
-            self._applied("update", self.documents.get(record.path), fields)
-        for record, fields in changes:
-            self.put(record.path, fields)
-        return True
 
     def read_all(self, refs: Sequence[DocumentReference]) -> list[TaskRecord | None]:
         return [self.read(ref) for ref in refs]
@@ -224,7 +201,8 @@ class MemoryStore:
         before = self.documents.get(path, {}).get("state")
         self.documents[path] = document
         self.created.setdefault(path, self.clock())
-        self.versions[path] = VERSIONS + datetime.timedelta(microseconds=next(self._writes))
+        self.versions[path] = db.as_version(  # as Firestore gives it
+            VERSIONS + datetime.timedelta(microseconds=next(self._writes)))
         if event:
             self.events.append((path, before))
         return self.versions[path]

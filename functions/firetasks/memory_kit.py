@@ -23,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from firebase_functions import logger as functions_logger
 
+from firetasks import conditional
 from firetasks.config import TaskQueue
 
 LOGGER = logging.getLogger("firetasks")
@@ -137,11 +138,16 @@ def routed_logs() -> Iterator[None]:
 
 
 def kit_logging(method: Callable[P, R]) -> Callable[P, R]:
-    """A MemoryQueue method whose library calls log through `logging` (routed_logs)."""
+    """A MemoryQueue method whose library calls log through `logging` (routed_logs), and back
+    off from transient errors on the queue's fake clock."""
 
     @functools.wraps(method)
     def logged(*args: P.args, **kwargs: P.kwargs) -> R:
-        with routed_logs():
-            return method(*args, **kwargs)
+        backoff = conditional.SLEEP.set(args[0].clock.advance)  # type: ignore[attr-defined]
+        try:
+            with routed_logs():
+                return method(*args, **kwargs)
+        finally:
+            conditional.SLEEP.reset(backoff)
 
     return logged

@@ -73,7 +73,7 @@ MAX_DEPENDENCIES = 100
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `after`
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
-    "result", "error", "history", "spawnedBy", "expireAt", "progress",
+    "leaseId", "result", "error", "history", "spawnedBy", "expireAt", "progress",
     "queuedAt", "limitKey",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`

@@ -19,13 +19,14 @@ through Python's `logging` (logger "firetasks"), where pytest's caplog sees it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime
 import functools
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from google.cloud.firestore import DocumentReference
@@ -38,6 +39,7 @@ from firetasks.errors import TaskNotFound
 from firetasks.handler import Task
 from firetasks.memory import START, FakeClock, MemoryStore
 from firetasks.memory_client import MemoryClient
+from firetasks.memory_faults import Crash
 from firetasks.memory_kit import Triggers, UntriggeredTask, UntriggeredTaskWarning, kit_logging
 from firetasks.new_task import NewTask
 from firetasks.processor import TaskProcessor
@@ -51,6 +53,17 @@ __all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "
            "UntriggeredTaskWarning"]
 MAX_STEPS = 10_000  # events and wake-ups in one run(): beyond, a task loops
 KIT = Actor(uid="memory-queue", email="kit@firetasks.test", via="kit")  # who prunes in the kit
+
+
+@contextlib.contextmanager
+def _retried(again: Callable[[], object]) -> Iterator[None]:
+    """A Cloud Task's invocation: if its worker dies (a kit Crash), Cloud Tasks delivers it
+    again (`again()` puts it back)."""
+    try:
+        yield
+    except Crash:
+        again()
+        raise
 
 
 class RecordingWaker:
@@ -105,6 +118,8 @@ class MemoryQueue:
             raise TypeError("MemoryQueue(queue, collections=...): a TaskQueue names its own "
                             "collections (TaskQueue(registry, collections=...))")
         self.errors: list[Exception] = []  # the handlers' exceptions, with raise_errors
+        self.delivered: list[tuple[TaskRecord, object]] = []  # each event delivered: the
+        # version it carried, the state before
         self.raise_errors = raise_errors
         self.clock = FakeClock(start)
         self.store = MemoryStore(self.clock, database=queue.database)
@@ -152,21 +167,39 @@ class MemoryQueue:
         trigger matches is left as it is, with an UntriggeredTaskWarning."""
         for step in range(MAX_STEPS):
             if self.store.events:
-                path, before = self.store.events.pop(0)
-                record = self.store.read(self.store.client.document(path))
-                if record is not None and self.triggers.runs(path):
-                    self.processor.handle(record, before)
+                self.deliver()
             elif self.dispatcher.pending:
-                self.processor.run_admitted(self.dispatcher.pending.pop(0))
+                ref = self.dispatcher.pending.pop(0)
+                with _retried(functools.partial(self.dispatcher.pending.insert, 0, ref)):
+                    self.processor.run_admitted(ref)
             elif self.waker.pending and (until is None or self.waker.pending[0][0] <= until):
                 at, _, ref = heapq.heappop(self.waker.pending)
                 self.clock.now = max(self.clock.now, at)
-                self.processor.wake(ref)
+                with _retried(functools.partial(self.waker.wake_at, ref, at)):
+                    self.processor.wake(ref)
             else:
                 return step
             if self.errors:
                 raise self.errors.pop(0)
         raise RuntimeError(f"tasks still running after {MAX_STEPS} steps: a handler loops")
+
+    @kit_logging
+    def deliver(self, event: int = 0) -> TaskRecord | None:
+        """Deliver one pending trigger event (the `event`-th, in the order written: out of order,
+        if not the first) with its document as it is now: what was delivered, kept in
+        `delivered` for `redeliver`."""
+        path, before = self.store.events.pop(event)
+        record = self.store.read(self.store.client.document(path))
+        if record is not None and self.triggers.runs(path):
+            self.delivered.append((record, before))
+            self.processor.handle(record, before)
+        return record
+
+    @kit_logging
+    def redeliver(self, delivered: int) -> None:
+        """Deliver again the `delivered`-th event delivered so far, with the version it carried
+        then: a duplicate, late if the task moved on since."""
+        self.processor.handle(*self.delivered[delivered])
 
     def _kit_registry(self, registry: HandlerRegistry) -> HandlerRegistry:
         """The user's registry as the kit runs it: with raise_errors, each handler wrapped to

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,7 @@ def created(*, waits: bool) -> State:
 
 def _ended(state: State, **fields: Any) -> dict[str, Any]:
     ended = {"state": state.value, "updatedAt": firestore.SERVER_TIMESTAMP,
-             "leaseExpiresAt": firestore.DELETE_FIELD}
+             "leaseExpiresAt": firestore.DELETE_FIELD, "leaseId": firestore.DELETE_FIELD}
     if state != State.RETRYING:
         ended["finishedAt"] = firestore.SERVER_TIMESTAMP
     return ended | {name: value for name, value in fields.items() if value is not None}
@@ -69,7 +70,8 @@ def _ended(state: State, **fields: Any) -> dict[str, Any]:
 def claim(record: TaskRecord, started: datetime.datetime,
           lease: datetime.timedelta) -> dict[str, Any]:
     """A due task's claim: `running`, one more attempt, a lease. Moving a task to `scheduled`
-    starts a fresh attempt budget; `retrying` continues it."""
+    starts a fresh attempt budget; `retrying` continues it. The lease's random id tells this
+    claim from another's (firetasks.conditional.landed: a claim whose answer was lost)."""
     check(record.state, State.RUNNING)
     attempt = record.attempts + 1
     return {
@@ -79,6 +81,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "startedAt": firestore.SERVER_TIMESTAMP,
         "updatedAt": firestore.SERVER_TIMESTAMP,
         "leaseExpiresAt": started + lease,
+        "leaseId": secrets.token_hex(8),
         "queuedAt": firestore.DELETE_FIELD,
         LIMIT_KEY: firestore.DELETE_FIELD,
         "finishedAt": firestore.DELETE_FIELD,
@@ -149,7 +152,7 @@ def atomic_commit(
     or `retrying` (it is never `running`)."""
     started = claim(record, ending.started, datetime.timedelta())
     unclaimed = {name: value for name, value in started.items()
-                 if name not in ("leaseExpiresAt", "state")}
+                 if name not in ("leaseExpiresAt", "leaseId", "state")}
     fields = unclaimed | {"startedAt": ending.started} | end_attempt(
         record, ending, retry, retention, used=started["attempts"] - started["retryBase"],
         extra=extra)

@@ -57,9 +57,10 @@ def mails(queue: MemoryQueue) -> list[str]:
 def test_staged_writes_commit_with_the_completion_and_the_task_is_never_running(queue, runs):
     ref = queue.enqueue("orders/o-1", NewTask("order", "confirm"))
     written = []
-    put = queue.store.put
-    queue.store.put = lambda path, fields, event=True: (  # a spy on every write
-        written.append((path, fields.get("state"))), put(path, fields, event))[1]
+    commit = queue.store.commit
+    queue.store.commit = lambda writes: (  # a spy on every conditional write
+        written.extend((write.ref.path, (write.fields or {}).get("state")) for write in writes),
+        commit(writes))[1]
     queue.run()
     task = queue.get(ref)
     [mail] = mails(queue)
@@ -93,7 +94,8 @@ def test_a_staged_write_that_cannot_apply_fails_the_attempt(queue):
     ref = queue.enqueue("orders/o-1", NewTask("order", "createTwice"))
     queue.run()
     task = queue.get(ref)
-    assert (task.state, task.attempts, task.fields["error"]["type"]) == ("failed", 3, "Conflict")
+    assert (task.state, task.attempts, task.fields["error"]["type"]) == (
+        "failed", 3, "FailedPrecondition")  # as Firestore answers: the kit commits as it does
     assert queue.document("mail/fixed") == {"to": "x@y.z"}
 
 

@@ -40,9 +40,9 @@ def queue() -> MemoryQueue:
 
 def spy(queue: MemoryQueue) -> list[dict]:
     written: list[dict] = []
-    put = queue.store.put
-    queue.store.put = lambda path, fields, event=True: (written.append(dict(fields)),
-                                                        put(path, fields, event))[1]
+    commit = queue.store.commit
+    queue.store.commit = lambda writes: (  # a spy on every conditional write
+        written.extend(dict(write.fields or {}) for write in writes), commit(writes))[1]
     return written
 
 

@@ -21,3 +21,9 @@ def test_the_testing_your_handlers_example_passes():
     namespace: dict = {}
     exec(python_block("## Testing your handlers"), namespace)
     namespace["test_send_retries_then_completes"]()
+
+
+def test_the_faults_in_the_kit_example_passes():
+    namespace: dict = {}
+    exec(python_block("## Faults in the kit"), namespace)
+    namespace["test_faults"]()

@@ -87,9 +87,10 @@ def test_a_fan_in_is_released_once_with_one_write(queue, runs):
     join = NewTask("step", "ok", key="join", after=[f"b{n}" for n in range(20)])
     queue.add(ORDER, [*branches, join])
     written = []
-    put = queue.store.put
-    queue.store.put = lambda path, fields, event=True: (  # a spy on every write
-        written.append((path, fields.get("state"))), put(path, fields, event))[1]
+    commit = queue.store.commit
+    queue.store.commit = lambda writes: (  # a spy on every conditional write
+        written.extend((write.ref.path, (write.fields or {}).get("state")) for write in writes),
+        commit(writes))[1]
     queue.run()
     assert runs.count("join") == 1
     assert [state for path, state in written if path.endswith("/join")] == [
