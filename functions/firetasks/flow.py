@@ -10,7 +10,8 @@ Task naming it. The queue dispatches it when a slot and a token are free; the di
 task through the processor (the same claim or atomic commit as any task) and returns when the
 attempt ends, which frees the slot. With a concurrency alone, an attempt hands its slot straight to
 a waiting task, claimed in the batch of its outcome (firetasks.attempts), while the function's
-timeout leaves room; limits per key are held in Firestore (firetasks.key_slots). A crashed
+timeout leaves room and the handler is not paused (firetasks.pauses: a paused handler's tasks are
+held before they queue); limits per key are held in Firestore (firetasks.key_slots). A crashed
 attempt's dispatch fails at once (its slot is free again); its task is
 retried by the sweeper when its lease expires, through the queue again.
 
@@ -27,6 +28,7 @@ ceilings and the measurements.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import random
@@ -46,6 +48,7 @@ from firetasks.config import TaskQueue
 from firetasks.handler import Task
 from firetasks.key_slots import KeySlots, key_id, reclaim_expired
 from firetasks.limits import Limits
+from firetasks.pauses import Pause, Pauses
 from firetasks.rate_gate import RateGate
 from firetasks.record import TaskRecord
 from firetasks.registry import Registration
@@ -60,7 +63,7 @@ from firetasks.task import (
     split_limit_key,
 )
 from firetasks.task import function_name as generated_name
-from firetasks.transitions import queue_for_limit
+from firetasks.transitions import hold_for_pause, queue_for_limit
 from firetasks.trigger_options import RuntimeOptions
 from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
@@ -116,6 +119,23 @@ class FlowControl:
         self.store = store
         self.clock = clock
         self.dispatcher = dispatcher
+        self.pauses = Pauses()
+
+    def pause_of(self, record: TaskRecord, registration: Registration) -> Pause | None:
+        """The pause of the task's handler, or of its key, if either is paused (firetasks.pauses:
+        a task of a handler that is not paused reads nothing)."""
+        targets = [handler_name(record.type, record.action)]
+        if registration.limits is not None and registration.limits.key is not None:
+            with contextlib.suppress(InvalidKey):  # queuing fails the task for it
+                targets.append(self.key_of(record, registration.limits))
+        return self.pauses.paused(db.client_of(record.ref), targets)
+
+    def hold(self, record: TaskRecord, pause: Pause, stamp: dict[str, Any]) -> bool:
+        """Hold a due task for `pause` (firetasks.transitions.hold_for_pause); whether it is
+        held (False: another write came first)."""
+        mark = hold_for_pause(record, pause.target) | stamp
+        return not mark or self.store.write_if_unchanged(record.ref, record.version,
+                                                         mark) is not None
 
     def queue_task(self, record: TaskRecord, limits: Limits, stamp: dict[str, Any],
                    woken: bool) -> bool:
@@ -173,8 +193,10 @@ class FlowControl:
         """Tasks waiting for the limits of `record`'s handler, the oldest of them, in random
         order: attempts that end at once each hand over to a different one."""
         count = (registration.limits and registration.limits.concurrency) or 1
-        waiting = self.store.oldest_waiting(record.ref, handler_name(record.type, record.action),
-                                            count)
+        name = handler_name(record.type, record.action)
+        if self.pauses.paused(db.client_of(record.ref), [name]):
+            return []  # paused since the attempt started: its slot goes back to the queue
+        waiting = self.store.oldest_waiting(record.ref, name, count)
         return random.sample(waiting, len(waiting))
 
     def reclaim(self, client: firestore.Client, now: datetime.datetime) -> int:

@@ -35,6 +35,7 @@ COMPOSITE = [  # (scope, fields and their orders)
     (COLLECTION, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
     (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
     (GROUP, [("limitKey", ASC), ("state", ASC), ("createdAt", ASC)]),  # a key's oldest waiting
+    (GROUP, [("pausedFor", ASC), ("state", ASC), ("createdAt", ASC)]),  # a pause's held tasks
 ]
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC],
                 "finishedAt": [ASC, DESC]}  # finishedAt: the charts (firetasks.charts)

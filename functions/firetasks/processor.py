@@ -165,6 +165,11 @@ class TaskProcessor:
             self.waker.wake_at(record.ref, decision.run_at)
         elif registration is None:
             return
+        elif (pause := self.flow.pause_of(record, registration)) is not None:
+            held = self.flow.hold(record, pause, stamp)
+            logger.info(f"task held: its handler is {pause.describe()}" if held else
+                        "skip holding task, changed by another write", pausedFor=pause.target,
+                        **context)
         elif decision.do == Do.QUEUE and registration.limits is not None:
             self._queue(record, registration.limits, stamp, woken=states == WAKE_STATES)
         elif decision.do == Do.RUN_ATOMIC:

@@ -226,6 +226,24 @@ class MemoryQueue:
         return self.store.client.document(ref if isinstance(ref, str) else ref.path)
 
     @kit_logging
+    def pause(self, handler: str, *, key: str | None = None,
+              actor: Actor = KIT) -> dict[str, Any]:
+        """What an operator's Pause does (firetasks.operations.pause); in the kit it applies at
+        once (a deployment's instances see it within pauses.CACHE_SECONDS)."""
+        done = operations.pause(self.store.client, self.queue, handler, key=key, actor=actor)
+        self.processor.flow.pauses.forget()
+        return done
+
+    @kit_logging
+    def resume(self, handler: str, *, key: str | None = None,
+               actor: Actor = KIT) -> dict[str, Any]:
+        """What an operator's Resume does (firetasks.operations.resume): the held tasks start at
+        the next `run()`, oldest first."""
+        return operations.resume(self.store.client, self.queue, handler, key=key, actor=actor,
+                                 store=self.store,
+                                 wake=lambda ref: self.waker.wake_at(ref, self.clock()))
+
+    @kit_logging
     def tick(self, type: str, action: str) -> DocumentReference | None:
         """What a periodic handler's scheduled function does at the clock's time
         (firetasks.periodic.tick): the task of its latest firing, None if that exists already."""

@@ -20,7 +20,7 @@ from firetasks.errors import IllegalTransition
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy, retained
 from firetasks.retry import RetryPolicy
-from firetasks.task import FINAL_STATES, LIMIT_KEY, WAKE_STATES, State, is_state
+from firetasks.task import FINAL_STATES, LIMIT_KEY, PAUSED_FOR, WAKE_STATES, State, is_state
 
 # The state machine. Clients create `scheduled` tasks (`waiting` ones if they name tasks to run
 # after: released to `scheduled`, or ended by their failure policy, and brought back to `waiting`
@@ -81,6 +81,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "leaseExpiresAt": started + lease,
         "queuedAt": firestore.DELETE_FIELD,
         LIMIT_KEY: firestore.DELETE_FIELD,
+        PAUSED_FOR: firestore.DELETE_FIELD,
         "finishedAt": firestore.DELETE_FIELD,
         "result": firestore.DELETE_FIELD,
         "error": firestore.DELETE_FIELD,
@@ -270,3 +271,26 @@ def queue_for_limit(record: TaskRecord, limit_key: str) -> dict[str, Any]:
     if record.fields.get(LIMIT_KEY) != limit_key:
         mark[LIMIT_KEY] = limit_key
     return mark
+
+
+def hold_for_pause(record: TaskRecord, target: str) -> dict[str, Any]:
+    """A due task whose handler (or key) is paused, held (firetasks.pauses): `queuedAt`, and
+    `pausedFor` its pause's target instead of a `limitKey`, so that no hand-over or release of a
+    key starts it. Its state stays (`scheduled` or `retrying`). Empty if it is held so."""
+    check(record.state, State.RUNNING, WAKE_STATES)  # a task that may start, and only such
+    mark: dict[str, Any] = {} if "queuedAt" in record.fields else {
+        "queuedAt": firestore.SERVER_TIMESTAMP}
+    if record.fields.get(PAUSED_FOR) != target:
+        mark[PAUSED_FOR] = target
+    if LIMIT_KEY in record.fields:
+        mark[LIMIT_KEY] = firestore.DELETE_FIELD
+    return mark
+
+
+def resume_held(record: TaskRecord) -> dict[str, Any]:
+    """A held task whose pause was lifted: without `pausedFor`, and due now (`runAt`: so that the
+    sweeper wakes one `retrying` should nothing else). Its event starts it as a new task's."""
+    if record.state not in WAKE_STATES or PAUSED_FOR not in record.fields:
+        raise IllegalTransition(f"a {record.state} task held by no pause cannot be resumed")
+    return {PAUSED_FOR: firestore.DELETE_FIELD, "updatedAt": firestore.SERVER_TIMESTAMP,
+            "runAt": firestore.SERVER_TIMESTAMP}

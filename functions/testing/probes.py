@@ -133,6 +133,14 @@ def limited_per_key(task: Task) -> dict[str, int]:
     return {"attempt": task.attempt}
 
 
+@registry.handler("probe", "limitedPaused", retry=QUICK, concurrency=5,
+                  lease=datetime.timedelta(seconds=30))
+def limited_paused(task: Task) -> None:
+    """At most 5 at once, as `probe.limitedFive`, for the pause tests (firetasks.pauses): a
+    handler of their own, paused and resumed by them alone."""
+    record(task)
+
+
 @registry.handler("probe", "limitedCrash", retry=QUICK, concurrency=1,
                   lease=datetime.timedelta(seconds=2))
 def limited_crash(task: Task) -> dict[str, int]:

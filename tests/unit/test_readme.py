@@ -21,3 +21,7 @@ def test_the_testing_your_handlers_example_passes():
     namespace: dict = {}
     exec(python_block("## Testing your handlers"), namespace)
     namespace["test_send_retries_then_completes"]()
+
+
+def test_the_flow_control_guide_s_pause_example_runs():
+    exec(python_block("## Pause and resume", ROOT / "docs" / "guides" / "flow-control.md"), {})

@@ -393,7 +393,7 @@ function taskRow(task) {
   state.append(stateBadge(task.state));
   if (task.handled === false) state.append(el("small", NO_HANDLER, "hint"));
   if (task.queuedAt && ["scheduled", "retrying"].includes(task.state)) {
-    state.append(el("small", "throttled", "throttled"));
+    state.append(el("small", task.pausedFor ? "paused" : "throttled", "throttled"));
   }
   const why = waitingFor(task) || blockedBy(task);
   if (why) state.append(why);
@@ -517,7 +517,12 @@ async function loadTask(path) {
   $("#detail-throttled").textContent = limit ? `Throttled, ${limit.ahead} ahead: it waits for `
     + `its handler's limits${limit.key === null ? "" : ` (key ${limit.key})`}, and starts when a `
     + "slot frees." : "";
-  show($("#detail-throttled"), Boolean(limit));
+  const pause = task.paused;
+  if (pause) {
+    $("#detail-throttled").textContent = `Paused: ${pause.reason || "its pause was lifted"}; it `
+      + `starts when ${pause.target} is resumed.`;
+  }
+  show($("#detail-throttled"), Boolean(limit || pause));
   $("#detail-mode").textContent = task.mode === "atomic" ? ATOMIC_NOTE : "";
   show($("#detail-mode"), task.mode === "atomic");
   const blocked = blockedBy(task);
