@@ -31,6 +31,9 @@ class NewTask:
     """Makes the task unique: its id derives from the key, and a second enqueue finds the first."""
     unique: Literal["parent", "global"] = "parent"
     """The key's scope: the tasks collection under one parent, or every parent (a lock document)."""
+    priority: int | None = None
+    """0 (the default) to 9: among the tasks waiting for their handler's limits (or a key's),
+    higher priorities start first, then the oldest (firetasks.task.PRIORITY_STEP: aging)."""
 
     @property
     def id(self) -> str | None:
@@ -70,6 +73,8 @@ class NewTask:
             fields["onDependencyFailure"] = self.on_dependency_failure
         if self.key is not None:
             fields["key"] = self.key
+        if self.priority is not None:
+            fields["priority"] = self.priority
         validate(fields)
         if self.unique == "global" and self.key is None:
             raise InvalidTask(["unique='global' needs a key"])

@@ -20,7 +20,16 @@ from firetasks.errors import IllegalTransition
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy, retained
 from firetasks.retry import RetryPolicy
-from firetasks.task import FINAL_STATES, LIMIT_KEY, PAUSED_FOR, WAKE_STATES, State, is_state
+from firetasks.task import (
+    FINAL_STATES,
+    LIMIT_KEY,
+    PAUSED_FOR,
+    WAIT_RANK,
+    WAKE_STATES,
+    State,
+    is_state,
+    wait_rank,
+)
 
 # The state machine. Clients create `scheduled` tasks (`waiting` ones if they name tasks to run
 # after: released to `scheduled`, or ended by their failure policy, and brought back to `waiting`
@@ -82,6 +91,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "queuedAt": firestore.DELETE_FIELD,
         LIMIT_KEY: firestore.DELETE_FIELD,
         PAUSED_FOR: firestore.DELETE_FIELD,
+        WAIT_RANK: firestore.DELETE_FIELD,
         "finishedAt": firestore.DELETE_FIELD,
         "result": firestore.DELETE_FIELD,
         "error": firestore.DELETE_FIELD,
@@ -270,6 +280,9 @@ def queue_for_limit(record: TaskRecord, limit_key: str) -> dict[str, Any]:
         "queuedAt": firestore.SERVER_TIMESTAMP}
     if record.fields.get(LIMIT_KEY) != limit_key:
         mark[LIMIT_KEY] = limit_key
+    created = record.fields.get("createdAt", record.created)
+    if WAIT_RANK not in record.fields and isinstance(created, datetime.datetime):
+        mark[WAIT_RANK] = wait_rank(created, record.fields.get("priority"))
     return mark
 
 

@@ -141,6 +141,14 @@ def limited_paused(task: Task) -> None:
     record(task)
 
 
+@registry.handler("probe", "limitedOne", retry=QUICK, concurrency=1,
+                  lease=datetime.timedelta(seconds=30))
+def limited_one(task: Task) -> None:
+    """One at a time, handing its slot over (firetasks.limits), for the priorities' test; takes
+    `data.seconds`."""
+    time.sleep(task.data.get("seconds", 0))
+
+
 @registry.handler("probe", "limitedCrash", retry=QUICK, concurrency=1,
                   lease=datetime.timedelta(seconds=2))
 def limited_crash(task: Task) -> dict[str, int]:
