@@ -45,6 +45,7 @@ from google.cloud.firestore import DocumentReference
 from firetasks import db
 from firetasks.clock import Clock
 from firetasks.config import TaskQueue
+from firetasks.fair_shares import SHARE_KEY, fair_mark
 from firetasks.handler import Task
 from firetasks.key_slots import KeySlots, key_id, reclaim_expired
 from firetasks.limits import Limits
@@ -125,7 +126,7 @@ class FlowControl:
         """The pause of the task's handler, or of its key, if either is paused (firetasks.pauses:
         a task of a handler that is not paused reads nothing)."""
         targets = [handler_name(record.type, record.action)]
-        if registration.limits is not None and registration.limits.key is not None:
+        if registration.limits is not None and registration.limits.per_key:
             with contextlib.suppress(InvalidKey):  # queuing fails the task for it
                 targets.append(self.key_of(record, registration.limits))
         return self.pauses.paused(db.client_of(record.ref), targets)
@@ -147,6 +148,8 @@ class FlowControl:
         Whether it was queued (False: another write came first). Raises InvalidKey."""
         version = (record.version, self.clock()) if woken else record.version
         mark = queue_for_limit(record, self.key_of(record, limits)) | stamp
+        if limits.shared and SHARE_KEY not in record.fields:
+            mark |= fair_mark(record, self.key_value(record, limits), self.clock())
         if mark:
             version = self.store.write_if_unchanged(record.ref, record.version, mark)
             if version is None:
@@ -156,12 +159,17 @@ class FlowControl:
     def key_of(self, record: TaskRecord, limits: Limits) -> str:
         """The task's `limitKey`: its handler's name, and with limits per key, its key."""
         name = handler_name(record.type, record.action)
-        if limits.key is None:
+        if not limits.per_key:
             return name
+        return limit_key(name, self.key_value(record, limits))
+
+    @staticmethod
+    def key_value(record: TaskRecord, limits: Limits) -> str:
+        """The value of the handler's key for the task (text). Raises InvalidKey."""
         task = Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
                     attempt=record.attempts + 1)
         try:
-            return limit_key(name, str(limits.key(task)))
+            return str(limits.key(task)) if limits.key else ""
         except Exception as exc:  # the user's key function: any error is the task's
             raise InvalidKey(f"its limit key failed: {exc!r}") from exc
 
@@ -186,7 +194,7 @@ class FlowControl:
         slots of its own). It does while the function's timeout leaves room for one more `lease`,
         so only a handler that declares a lease shorter than the timeout hands over."""
         limits = registration.limits
-        return bool(limits and limits.concurrency and limits.rate is None and limits.key is None)
+        return bool(limits and limits.concurrency and limits.rate is None and not limits.per_key)
 
     def hand_over_candidates(self, record: TaskRecord,
                              registration: Registration) -> list[TaskRecord]:
@@ -211,8 +219,10 @@ class Runner(Protocol):
     store: TaskStore
     flow: FlowControl
 
-    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None) -> None:
-        """Run the task now: its queue admitted it (`at`: the time its rate gate did)."""
+    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None,
+                     record: TaskRecord | None = None) -> None:
+        """Run the task now: its queue admitted it (`at`: the time its rate gate did; `record`:
+        the task as read already, if it was)."""
 
     def process(self, record: TaskRecord, states: Collection[State] = ...) -> None:
         """Act on a task as on its trigger's event."""
@@ -230,7 +240,7 @@ class Admitted:
     slots: KeySlots
 
     def wake(self, ref: DocumentReference) -> None:
-        if self.limits.key is None:
+        if not self.limits.per_key:
             self._start(ref, self.name)
             return
         record = self.runner.store.read(ref)
@@ -243,7 +253,7 @@ class Admitted:
             self.runner.process(record, WAKE_STATES)
             return
         if self.limits.concurrency is None:
-            self._start(ref, key_id(key))
+            self._start(ref, key_id(key), record)
             return
         wait = datetime.timedelta(seconds=self.limits.rate.per if self.limits.rate else 0)
         lease = self.runner.queue.lease_of(record.type, record.action)
@@ -253,21 +263,22 @@ class Admitted:
                         limitKey=key)
             return
         try:
-            self._start(ref, key_id(key))
+            self._start(ref, key_id(key), record)
         finally:
             self.slots.release(slot)
             self.runner.flow.start_waiting(ref, key)
 
-    def _start(self, ref: DocumentReference, gate: str) -> None:
-        """Pass the rate gate `gate` (if the handler has a rate), then run the task."""
+    def _start(self, ref: DocumentReference, gate: str, record: TaskRecord | None = None) -> None:
+        """Pass the rate gate `gate` (if the handler has a rate), then run the task (`record`:
+        as read already: a keyed task is read once a dispatch; its claim is conditional on it)."""
         if self.limits.rate is None:
-            self.runner.run_admitted(ref)
+            self.runner.run_admitted(ref, record=record)
             return
         began = time.time()
         at = self.gate.admit(db.client_of(ref), gate, self.limits.rate)
         logger.debug("start admitted at the handler's rate", path=ref.path,
                      rate=str(self.limits.rate), waitedMs=round((at - began) * 1000))
-        self.runner.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC))
+        self.runner.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC), record)
 
 
 def limited_triggers(

@@ -36,6 +36,7 @@ COMPOSITE = [  # (scope, fields and their orders)
     (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
     (GROUP, [("limitKey", ASC), ("state", ASC), ("createdAt", ASC)]),  # the task page's "ahead"
     (GROUP, [("limitKey", ASC), ("state", ASC), ("waitRank", ASC)]),  # next: priority, then age
+    (GROUP, [("limitKey", ASC), ("shareKey", ASC), ("state", ASC)]),  # a key's share (count)
     (GROUP, [("pausedFor", ASC), ("state", ASC), ("createdAt", ASC)]),  # a pause's held tasks
 ]
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC],

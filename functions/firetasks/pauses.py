@@ -51,7 +51,7 @@ def target_of(queue: TaskQueue, handler: object, key: object = None) -> str:
         return handler
     if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
         raise BadRequest(f"key must be a key's value (text of 1 to {MAX_KEY_LENGTH} characters)")
-    if registration.limits is None or registration.limits.key is None:
+    if registration.limits is None or not registration.limits.per_key:
         raise BadRequest(f"key: {handler} has no limits per key; pause the handler as a whole")
     return limit_key(handler, key)
 

@@ -81,7 +81,7 @@ TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "result", "error", "history", "spawnedBy", "expireAt", "progress",
-    "queuedAt", "limitKey", "pausedFor", "waitRank",
+    "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "shareKey",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
 PAUSED_FOR = "pausedFor"  # on a task held by a pause: its handler's name or `limitKey` (pauses)
@@ -91,6 +91,7 @@ MAX_PRIORITY = 9  # `priority`: 0 (the default) to 9, the highest
 # never waits behind one created more than PRIORITY_STEP per level of difference after it (aging).
 PRIORITY_STEP = 600.0
 WAIT_RANK = "waitRank"
+SHARE_KEY = "shareKey"  # a waiting task of a handler whose limits its key's values share
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields

@@ -45,7 +45,7 @@ from firetasks.record import TaskRecord
 from firetasks.recovery import SweepReport
 from firetasks.registry import Handler, HandlerRegistry
 from firetasks.task import DEFAULT_COLLECTIONS, split_handler_name
-from firetasks.wakeup import HorizonWaker
+from firetasks.wakeup import WAIT_LIMIT, HorizonWaker
 
 __all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "UntriggeredTask",
            "UntriggeredTaskWarning"]
@@ -138,7 +138,7 @@ class MemoryQueue:
         collection = collection or self.queue.collections[0]
         self.triggers.check(f"{parent}/{collection}/x")
         return add_tasks(self.store.client.document(parent), tasks, collection=collection,
-                         store=self.store, queue=self.queue)
+                         store=self.store, queue=self.queue, clock=self.clock)
 
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
         """Write a document as a client SDK would, with the fields given (a trigger event)."""
@@ -161,12 +161,22 @@ class MemoryQueue:
             elif self.waker.pending and (until is None or self.waker.pending[0][0] <= until):
                 at, _, ref = heapq.heappop(self.waker.pending)
                 self.clock.now = max(self.clock.now, at)
-                self.processor.wake(ref)
+                if not self._moved(ref):
+                    self.processor.wake(ref)
             else:
                 return step
             if self.errors:
                 raise self.errors.pop(0)
         raise RuntimeError(f"tasks still running after {MAX_STEPS} steps: a handler loops")
+
+    def _moved(self, ref: DocumentReference) -> bool:
+        """A wake-up of a task whose `runAt` moved later (a debounced one's) is delivered again
+        then: a deployed wake function waits (up to WAIT_LIMIT) while other writes may come."""
+        run_at = getattr(self.store.read(ref), "run_at", None)
+        if run_at is None or not 0 < (run_at - self.clock.now).total_seconds() <= WAIT_LIMIT:
+            return False
+        self.waker.wake_at(ref, run_at)
+        return True
 
     def _kit_registry(self, registry: HandlerRegistry) -> HandlerRegistry:
         """The user's registry as the kit runs it: with raise_errors, each handler wrapped to

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from typing import Any
 
 from google.cloud import firestore
 
@@ -145,6 +146,22 @@ def limited_paused(task: Task) -> None:
                   lease=datetime.timedelta(seconds=30))
 def limited_one(task: Task) -> None:
     """One at a time, handing its slot over (firetasks.limits), for the priorities' test; takes
+    `data.seconds`."""
+    time.sleep(task.data.get("seconds", 0))
+
+
+@registry.handler("probe", "debounced", retry=QUICK)
+def debounced(task: Task) -> dict[str, Any]:
+    """Records its run; its result is the data it ran with (firetasks.debounce)."""
+    record(task)
+    return dict(task.data)
+
+
+@registry.handler("probe", "sharedFour", retry=QUICK, concurrency=4,
+                  key=lambda task: task.data["merchant"], shared=True,
+                  lease=datetime.timedelta(seconds=30))
+def shared_four(task: Task) -> None:
+    """4 at once in all, shared in turn between the merchants (firetasks.fair_shares); takes
     `data.seconds`."""
     time.sleep(task.data.get("seconds", 0))
 

@@ -25,3 +25,7 @@ def test_the_testing_your_handlers_example_passes():
 
 def test_the_flow_control_guide_s_pause_example_runs():
     exec(python_block("## Pause and resume", ROOT / "docs" / "guides" / "flow-control.md"), {})
+
+
+def test_the_flow_control_guide_s_debounce_example_runs():
+    exec(python_block("## Debounce", ROOT / "docs" / "guides" / "flow-control.md"), {})
