@@ -22,7 +22,16 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from firetasks import cli_format, cli_project, client_rules, db, emulator_fixes, operations, queries
+from firetasks import (
+    cli_format,
+    cli_pauses,
+    cli_project,
+    client_rules,
+    db,
+    emulator_fixes,
+    operations,
+    queries,
+)
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound, Unreachable
@@ -86,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
                                                 "retrying")
     cancel.add_argument("paths", nargs="+")
     cancel.set_defaults(run=run_cancel)
+
+    cli_pauses.add_commands(commands, _actor)
 
     stats = commands.add_parser("stats", help="unfinished tasks by state, finished ones in the "
                                               "last hour and day, failures by handler")

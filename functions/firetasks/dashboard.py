@@ -20,7 +20,7 @@ from google.api_core import exceptions
 from google.cloud import firestore
 from werkzeug.exceptions import HTTPException
 
-from firetasks import charts, db, operations, queries
+from firetasks import charts, db, operations, pauses, queries
 from firetasks.access import admin_from_header, auth_origin, secured
 from firetasks.audit import Actor, recent
 from firetasks.clock import utc_now
@@ -30,6 +30,7 @@ from firetasks.errors import BadRequest, Denied, IllegalTransition, TaskNotFound
 from firetasks.filters import TaskFilter
 from firetasks.task import State, is_state
 from firetasks.trigger_options import DashboardTriggerOptions
+from firetasks.wakeup import CloudTasksWaker
 
 STATIC = Path(__file__).with_name("dashboard_static")
 ASSETS = {"": "index.html", "index.html": "index.html", "app.js": "app.js", "app.css": "app.css",
@@ -168,6 +169,29 @@ def create_app(
         return flask.jsonify(operations.bulk_retry(firestore_client(), queue, where,
                                                    confirm=confirm, actor=actor,
                                                    max_attempts=max_attempts))
+
+    @app.get("/api/pauses")
+    def pause_list() -> flask.Response:
+        admin()
+        return flask.jsonify({"pauses": [pause.as_json()
+                                         for pause in pauses.listed(firestore_client())]})
+
+    @app.post("/api/pause")
+    def pause() -> flask.Response:
+        """`{handler, key?}`: hold the handler's (or key's) tasks until a resume."""
+        actor = admin()
+        body = json_body("handler", "key")
+        return flask.jsonify(operations.pause(firestore_client(), queue, body.get("handler"),
+                                              key=body.get("key"), actor=actor))
+
+    @app.post("/api/resume")
+    def resume() -> flask.Response:
+        """`{handler, key?}`: lift the pause and start the tasks it held, oldest first."""
+        actor = admin()
+        body = json_body("handler", "key")
+        return flask.jsonify(operations.resume(
+            firestore_client(), queue, body.get("handler"), key=body.get("key"), actor=actor,
+            wake=lambda ref: CloudTasksWaker().wake_at(ref, utc_now())))
 
     @app.get("/api/audit")
     def audit_log() -> flask.Response:

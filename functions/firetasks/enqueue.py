@@ -24,7 +24,9 @@ from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
 from firetasks import db
+from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
+from firetasks.debounce import debounced
 from firetasks.errors import InvalidTask
 from firetasks.new_task import NewTask
 from firetasks.registry import HandlerRegistry
@@ -170,10 +172,18 @@ def add_tasks(
     store: TaskStore | None = None,
     registry: HandlerRegistry | None = None,
     queue: TaskQueue | None = None,
+    clock: Clock = utc_now,
 ) -> list[DocumentReference]:
     """Add tasks under `parent` (which need not exist) atomically. A task whose key exists is not
     created again: the existing task's ref is returned in its place. `registry=` and `queue=` as
-    for create_with_tasks."""
+    for create_with_tasks. A debounced task (`debounce=`) is added on its own (firetasks.debounce,
+    at `clock`'s time)."""
+    tasks = list(tasks)
+    if any(task.debounce for task in tasks):
+        if len(tasks) != 1:
+            raise InvalidTask(["a debounced task is added on its own, in a call of its own"])
+        return [debounced(parent.collection(_collection(collection, queue)),
+                          _checked(tasks, registry, queue)[0], store or FirestoreStore(), clock)]
     return _create(parent, _checked(tasks, registry, queue), _collection(collection, queue),
                    None, store or FirestoreStore())
 

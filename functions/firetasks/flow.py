@@ -10,7 +10,8 @@ Task naming it. The queue dispatches it when a slot and a token are free; the di
 task through the processor (the same claim or atomic commit as any task) and returns when the
 attempt ends, which frees the slot. With a concurrency alone, an attempt hands its slot straight to
 a waiting task, claimed in the batch of its outcome (firetasks.attempts), while the function's
-timeout leaves room; limits per key are held in Firestore (firetasks.key_slots). A crashed
+timeout leaves room and the handler is not paused (firetasks.pauses: a paused handler's tasks are
+held before they queue); limits per key are held in Firestore (firetasks.key_slots). A crashed
 attempt's dispatch fails at once (its slot is free again); its task is
 retried by the sweeper when its lease expires, through the queue again.
 
@@ -27,6 +28,7 @@ ceilings and the measurements.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import random
@@ -43,9 +45,11 @@ from google.cloud.firestore import DocumentReference
 from firetasks import db
 from firetasks.clock import Clock
 from firetasks.config import TaskQueue
+from firetasks.fair_shares import SHARE_KEY, fair_mark
 from firetasks.handler import Task
 from firetasks.key_slots import KeySlots, key_id, reclaim_expired
 from firetasks.limits import Limits
+from firetasks.pauses import Pause, Pauses
 from firetasks.rate_gate import RateGate
 from firetasks.record import TaskRecord
 from firetasks.registry import Registration
@@ -60,7 +64,7 @@ from firetasks.task import (
     split_limit_key,
 )
 from firetasks.task import function_name as generated_name
-from firetasks.transitions import queue_for_limit
+from firetasks.transitions import hold_for_pause, queue_for_limit
 from firetasks.trigger_options import RuntimeOptions
 from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
@@ -116,6 +120,23 @@ class FlowControl:
         self.store = store
         self.clock = clock
         self.dispatcher = dispatcher
+        self.pauses = Pauses()
+
+    def pause_of(self, record: TaskRecord, registration: Registration) -> Pause | None:
+        """The pause of the task's handler, or of its key, if either is paused (firetasks.pauses:
+        a task of a handler that is not paused reads nothing)."""
+        targets = [handler_name(record.type, record.action)]
+        if registration.limits is not None and registration.limits.per_key:
+            with contextlib.suppress(InvalidKey):  # queuing fails the task for it
+                targets.append(self.key_of(record, registration.limits))
+        return self.pauses.paused(db.client_of(record.ref), targets)
+
+    def hold(self, record: TaskRecord, pause: Pause, stamp: dict[str, Any]) -> bool:
+        """Hold a due task for `pause` (firetasks.transitions.hold_for_pause); whether it is
+        held (False: another write came first)."""
+        mark = hold_for_pause(record, pause.target) | stamp
+        return not mark or self.store.write_if_unchanged(record.ref, record.version,
+                                                         mark) is not None
 
     def queue_task(self, record: TaskRecord, limits: Limits, stamp: dict[str, Any],
                    woken: bool) -> bool:
@@ -127,6 +148,8 @@ class FlowControl:
         Whether it was queued (False: another write came first). Raises InvalidKey."""
         version = (record.version, self.clock()) if woken else record.version
         mark = queue_for_limit(record, self.key_of(record, limits)) | stamp
+        if limits.shared and SHARE_KEY not in record.fields:
+            mark |= fair_mark(record, self.key_value(record, limits), self.clock())
         if mark:
             version = self.store.write_if_unchanged(record.ref, record.version, mark)
             if version is None:
@@ -136,12 +159,17 @@ class FlowControl:
     def key_of(self, record: TaskRecord, limits: Limits) -> str:
         """The task's `limitKey`: its handler's name, and with limits per key, its key."""
         name = handler_name(record.type, record.action)
-        if limits.key is None:
+        if not limits.per_key:
             return name
+        return limit_key(name, self.key_value(record, limits))
+
+    @staticmethod
+    def key_value(record: TaskRecord, limits: Limits) -> str:
+        """The value of the handler's key for the task (text). Raises InvalidKey."""
         task = Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
                     attempt=record.attempts + 1)
         try:
-            return limit_key(name, str(limits.key(task)))
+            return str(limits.key(task)) if limits.key else ""
         except Exception as exc:  # the user's key function: any error is the task's
             raise InvalidKey(f"its limit key failed: {exc!r}") from exc
 
@@ -166,15 +194,17 @@ class FlowControl:
         slots of its own). It does while the function's timeout leaves room for one more `lease`,
         so only a handler that declares a lease shorter than the timeout hands over."""
         limits = registration.limits
-        return bool(limits and limits.concurrency and limits.rate is None and limits.key is None)
+        return bool(limits and limits.concurrency and limits.rate is None and not limits.per_key)
 
     def hand_over_candidates(self, record: TaskRecord,
                              registration: Registration) -> list[TaskRecord]:
         """Tasks waiting for the limits of `record`'s handler, the oldest of them, in random
         order: attempts that end at once each hand over to a different one."""
         count = (registration.limits and registration.limits.concurrency) or 1
-        waiting = self.store.oldest_waiting(record.ref, handler_name(record.type, record.action),
-                                            count)
+        name = handler_name(record.type, record.action)
+        if self.pauses.paused(db.client_of(record.ref), [name]):
+            return []  # paused since the attempt started: its slot goes back to the queue
+        waiting = self.store.oldest_waiting(record.ref, name, count)
         return random.sample(waiting, len(waiting))
 
     def reclaim(self, client: firestore.Client, now: datetime.datetime) -> int:
@@ -189,8 +219,10 @@ class Runner(Protocol):
     store: TaskStore
     flow: FlowControl
 
-    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None) -> None:
-        """Run the task now: its queue admitted it (`at`: the time its rate gate did)."""
+    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None,
+                     record: TaskRecord | None = None) -> None:
+        """Run the task now: its queue admitted it (`at`: the time its rate gate did; `record`:
+        the task as read already, if it was)."""
 
     def process(self, record: TaskRecord, states: Collection[State] = ...) -> None:
         """Act on a task as on its trigger's event."""
@@ -208,7 +240,7 @@ class Admitted:
     slots: KeySlots
 
     def wake(self, ref: DocumentReference) -> None:
-        if self.limits.key is None:
+        if not self.limits.per_key:
             self._start(ref, self.name)
             return
         record = self.runner.store.read(ref)
@@ -221,7 +253,7 @@ class Admitted:
             self.runner.process(record, WAKE_STATES)
             return
         if self.limits.concurrency is None:
-            self._start(ref, key_id(key))
+            self._start(ref, key_id(key), record)
             return
         wait = datetime.timedelta(seconds=self.limits.rate.per if self.limits.rate else 0)
         lease = self.runner.queue.lease_of(record.type, record.action)
@@ -231,21 +263,22 @@ class Admitted:
                         limitKey=key)
             return
         try:
-            self._start(ref, key_id(key))
+            self._start(ref, key_id(key), record)
         finally:
             self.slots.release(slot)
             self.runner.flow.start_waiting(ref, key)
 
-    def _start(self, ref: DocumentReference, gate: str) -> None:
-        """Pass the rate gate `gate` (if the handler has a rate), then run the task."""
+    def _start(self, ref: DocumentReference, gate: str, record: TaskRecord | None = None) -> None:
+        """Pass the rate gate `gate` (if the handler has a rate), then run the task (`record`:
+        as read already: a keyed task is read once a dispatch; its claim is conditional on it)."""
         if self.limits.rate is None:
-            self.runner.run_admitted(ref)
+            self.runner.run_admitted(ref, record=record)
             return
         began = time.time()
         at = self.gate.admit(db.client_of(ref), gate, self.limits.rate)
         logger.debug("start admitted at the handler's rate", path=ref.path,
                      rate=str(self.limits.rate), waitedMs=round((at - began) * 1000))
-        self.runner.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC))
+        self.runner.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC), record)
 
 
 def limited_triggers(

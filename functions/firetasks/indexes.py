@@ -34,7 +34,10 @@ COMPOSITE = [  # (scope, fields and their orders)
     (COLLECTION, [("state", ASC), ("createdAt", DESC)]),  # one parent's tasks
     (COLLECTION, [("type", ASC), ("action", ASC), ("createdAt", DESC)]),
     (COLLECTION, [("after", CONTAINS), ("state", ASC)]),  # a task's dependents (workflow)
-    (GROUP, [("limitKey", ASC), ("state", ASC), ("createdAt", ASC)]),  # a key's oldest waiting
+    (GROUP, [("limitKey", ASC), ("state", ASC), ("createdAt", ASC)]),  # the task page's "ahead"
+    (GROUP, [("limitKey", ASC), ("state", ASC), ("waitRank", ASC)]),  # next: priority, then age
+    (GROUP, [("limitKey", ASC), ("shareKey", ASC), ("state", ASC)]),  # a key's share (count)
+    (GROUP, [("pausedFor", ASC), ("state", ASC), ("createdAt", ASC)]),  # a pause's held tasks
 ]
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC],
                 "finishedAt": [ASC, DESC]}  # finishedAt: the charts (firetasks.charts)

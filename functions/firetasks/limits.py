@@ -60,29 +60,39 @@ class Limits:
     concurrency: int | None = None
     rate: Rate | None = None
     key: Callable[[Task], object] | None = field(default=None, compare=False)
+    shared: bool = False
+    """With a key: the limits hold for the handler as a whole, and its waiting tasks start in
+    turn between the key's values (fair shares, firetasks.fair_shares), not per key."""
 
     def __post_init__(self) -> None:
-        most = MAX_KEY_CONCURRENCY if self.key else MAX_CONCURRENT_DISPATCHES
+        if self.shared and self.key is None:
+            raise ValueError("shared=True shares the limits between the values of a key: give key=")
+        most = MAX_KEY_CONCURRENCY if self.per_key else MAX_CONCURRENT_DISPATCHES
         if self.concurrency is not None and not 1 <= self.concurrency <= most:
-            raise ValueError(f"concurrency{' per key' if self.key else ''} must be from 1 to "
+            raise ValueError(f"concurrency{' per key' if self.per_key else ''} must be from 1 to "
                              f"{most}, got {self.concurrency}")
+
+    @property
+    def per_key(self) -> bool:
+        """Whether the limits hold for each value of the key (Firestore's key slots)."""
+        return self.key is not None and not self.shared
 
     @classmethod
     def of(cls, concurrency: int | None, rate: str | Rate | None,
-           key: Callable[[Task], object] | None = None) -> Limits | None:
+           key: Callable[[Task], object] | None = None, shared: bool = False) -> Limits | None:
         """The limits of a registration; None for a handler without any."""
         if concurrency is None and rate is None:
             if key is not None:
                 raise ValueError("a key needs a concurrency or a rate to apply per key")
             return None
-        return cls(concurrency, None if rate is None else Rate.parse(rate), key)
+        return cls(concurrency, None if rate is None else Rate.parse(rate), key, shared)
 
     def rate_limits(self) -> options.RateLimits:
         """The Cloud Tasks queue's limits that enforce these (none, per key: Firestore holds
         per-key limits, firetasks.key_slots)."""
-        per_second = self.rate.per_second if self.rate and not self.key else (
+        per_second = self.rate.per_second if self.rate and not self.per_key else (
             MAX_DISPATCHES_PER_SECOND)
-        concurrency = None if self.key else self.concurrency
+        concurrency = None if self.per_key else self.concurrency
         return options.RateLimits(
             max_concurrent_dispatches=concurrency or UNLIMITED_CONCURRENCY,
             # Cloud Tasks takes a double ("600/m" is 10, "100/m" 1.67); firebase-functions
@@ -92,6 +102,7 @@ class Limits:
     def __str__(self) -> str:
         parts = ([f"concurrency {self.concurrency}"] if self.concurrency else []) + (
             [f"rate {self.rate}"] if self.rate else [])
-        return ", ".join(parts) + (" per key" if self.key else "")
+        return ", ".join(parts) + (" per key" if self.per_key else " shared between keys"
+                                   if self.shared else "")
 
 

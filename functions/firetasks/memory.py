@@ -22,8 +22,9 @@ from firetasks.memory_client import MemoryClient
 from firetasks.memory_faults import FaultPlan
 from firetasks.memory_writes import applied, array_contains, batch_applied
 from firetasks.record import TaskRecord
+from firetasks.staging import StagedWrites
 from firetasks.store import FirestoreStore, new_refs
-from firetasks.task import LIMIT_KEY, WAKE_STATES
+from firetasks.task import LIMIT_KEY, WAIT_RANK, WAKE_STATES
 
 START = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 VERSIONS = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)  # versions count up from here
@@ -115,7 +116,8 @@ class MemoryStore(FirestoreStore):
         waiting = [record for record in map(self.read, _group(self, beside.parent.id))
                    if record is not None and record.state in WAKE_STATES
                    and record.fields.get(LIMIT_KEY) == limit_key]
-        return sorted(waiting, key=lambda record: record.fields["createdAt"])[:count]
+        ranked = [record for record in waiting if WAIT_RANK in record.fields]  # as Firestore's
+        return sorted(ranked, key=lambda record: record.fields[WAIT_RANK])[:count]  # order_by
 
     def transition(
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None

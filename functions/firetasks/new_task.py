@@ -31,6 +31,14 @@ class NewTask:
     """Makes the task unique: its id derives from the key, and a second enqueue finds the first."""
     unique: Literal["parent", "global"] = "parent"
     """The key's scope: the tasks collection under one parent, or every parent (a lock document)."""
+    debounce: datetime.timedelta | None = None
+    """With a key: run once after this quiet period since the key's last enqueue; each enqueue
+    before the start replaces the data (firetasks.debounce)."""
+    max_wait: datetime.timedelta | None = None
+    """With debounce: start at the latest this long after the burst's first enqueue."""
+    priority: int | None = None
+    """0 (the default) to 9: among the tasks waiting for their handler's limits (or a key's),
+    higher priorities start first, then the oldest (firetasks.task.PRIORITY_STEP: aging)."""
 
     @property
     def id(self) -> str | None:
@@ -49,6 +57,15 @@ class NewTask:
         elif self.run_at is not None and self.run_at.utcoffset() is None:
             found.append(f"'run_at' must be timezone-aware (e.g. datetime.now(datetime.UTC) + "
                          f"delay), got the naive {self.run_at.isoformat()}")
+        for name in ("debounce", "max_wait"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime.timedelta)
+                                      or value <= datetime.timedelta()):
+                found.append(f"'{name}' must be a positive timedelta, got {_describe(value)}")
+        if self.debounce is not None and (self.key is None or self.after or self.run_at):
+            found.append("'debounce' needs a key (the burst's), and takes no after= or run_at=")
+        if self.max_wait is not None and self.debounce is None:
+            found.append("'max_wait' needs debounce=")
         if isinstance(self.after, str | bytes) or not isinstance(self.after, Sequence):
             found.append(f"'after' must be a list of task ids or keys, got {_describe(self.after)}")
         if found:
@@ -70,6 +87,8 @@ class NewTask:
             fields["onDependencyFailure"] = self.on_dependency_failure
         if self.key is not None:
             fields["key"] = self.key
+        if self.priority is not None:
+            fields["priority"] = self.priority
         validate(fields)
         if self.unique == "global" and self.key is None:
             raise InvalidTask(["unique='global' needs a key"])

@@ -20,10 +20,10 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import audit, db, queries, transitions, workflow
+from firetasks import audit, db, pauses, queries, transitions, workflow
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
-from firetasks.conditional import MAX_BATCH_WRITES
+from firetasks.conditional import MAX_BATCH_WRITES, Write, commit
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest, IllegalTransition, TaskChanged, TaskNotFound
 from firetasks.filters import TaskFilter
@@ -90,6 +90,40 @@ def check_max_attempts(value: object, name: str = "max_attempts") -> int | None:
         raise BadRequest(f"{name} must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}, "
                          f"not {str(value)[:40]}")
     return value
+
+
+def pause(client: firestore.Client, queue: TaskQueue, handler: object, *, key: object = None,
+          actor: Actor) -> dict[str, Any]:
+    """Pause a handler (or, with `key`, one key of a handler with limits per key): its due tasks
+    are held, none starts, running attempts finish (firetasks.pauses). Audited; pausing a paused
+    target keeps who paused it first."""
+    target = pauses.target_of(queue, handler, key)
+    pause = pauses.read(client, target)
+    if pause is None:
+        fields = {"target": target, "by": actor.email or actor.uid or actor.via,
+                  "since": firestore.SERVER_TIMESTAMP}
+        entry = audit.entry(actor, "pause", target, {"before": "running", "after": "paused"})
+        commit([Write("set", pauses.pause_ref(client, target), fields),
+                Write("create", audit.entry_ref(client), entry)])
+        pause = pauses.read(client, target)
+    return {"target": target, "paused": True} | (pause.as_json() if pause else {})
+
+
+def resume(client: firestore.Client, queue: TaskQueue, handler: object, *, key: object = None,
+           actor: Actor, store: TaskStore | None = None,
+           wake: Callable[[DocumentReference], object] | None = None) -> dict[str, Any]:
+    """Lift the pause of a handler (or key), audited, and start the tasks it held, oldest first,
+    through their handler's limits; `resumed` counts them (`wake`: see pauses.release_held).
+    Resuming a target that is not paused starts any task still held for it."""
+    target = pauses.target_of(queue, handler, key)
+    pause = pauses.read(client, target)
+    if pause is not None:
+        entry = audit.entry(actor, "resume", target, {"before": "paused", "after": "running"})
+        commit([Write("delete", pauses.pause_ref(client, target)),
+                Write("create", audit.entry_ref(client), entry)])
+    resumed = pauses.release_held(client, store or FirestoreStore(), queue.collections, target,
+                                   wake)
+    return {"target": target, "paused": False, "resumed": resumed}
 
 
 BULK_LIMIT = 500  # tasks per bulk retry: a page of the dashboard, well inside a function's time

@@ -127,11 +127,12 @@ class TaskProcessor:
                 self.sleep(wait)
         self.process(record, WAKE_STATES)
 
-    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None) -> None:
+    def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None,
+                     record: TaskRecord | None = None) -> None:
         """A dispatch from a limited handler's queue (firetasks.flow): run the task now. It
         returns when the attempt has ended, which frees the queue's slot for the next. `at`: the
-        time a rate gate admitted it, its `startedAt`."""
-        record = self.store.read(ref)
+        time a rate gate admitted it, its `startedAt`; `record`: the task, if read already."""
+        record = record or self.store.read(ref)
         if record is None:
             logger.info("skip admitted task, deleted", taskId=ref.id, path=ref.path)
             return
@@ -165,6 +166,11 @@ class TaskProcessor:
             self.waker.wake_at(record.ref, decision.run_at)
         elif registration is None:
             return
+        elif (pause := self.flow.pause_of(record, registration)) is not None:
+            held = self.flow.hold(record, pause, stamp)
+            logger.info(f"task held: its handler is {pause.describe()}" if held else
+                        "skip holding task, changed by another write", pausedFor=pause.target,
+                        **context)
         elif decision.do == Do.QUEUE and registration.limits is not None:
             self._queue(record, registration.limits, stamp, woken=states == WAKE_STATES)
         elif decision.do == Do.RUN_ATOMIC:

@@ -11,7 +11,7 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
-from firetasks import db, task
+from firetasks import db, pauses, task
 from firetasks.config import TaskQueue
 from firetasks.errors import BadRequest
 from firetasks.filters import TaskFilter, equal, example_parent, filtered, usable_id
@@ -143,7 +143,7 @@ def summary(
         else None,
         **{key: fields.get(key) for key in (
             "type", "action", "state", "attempts", "createdAt", "updatedAt", "runAt", "error",
-            "after", "queuedAt")},
+            "after", "queuedAt", "pausedFor")},
     }
     if registry is not None:
         row["handled"] = handled(registry, fields)
@@ -189,7 +189,19 @@ def detail(
     `throttled` (with how many wait before it)."""
     fields = snapshot.to_dict() or {}
     return summary(snapshot, registry) | {"fields": jsonable(fields)} | links(
-        snapshot.reference, fields.get("after") or []) | {"throttled": throttled(snapshot)}
+        snapshot.reference, fields.get("after") or []) | {"throttled": throttled(snapshot),
+                                                          "paused": paused(snapshot)}
+
+
+def paused(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any] | None:
+    """For a task held by a pause (`pausedFor`): the pause, `{target, by, since, reason}` (its
+    reason "paused by care@..., since ..."); `{target}` alone if it has been lifted since."""
+    fields = snapshot.to_dict() or {}
+    target = fields.get(task.PAUSED_FOR)
+    if fields.get("state") not in WAITING or not isinstance(target, str):
+        return None
+    pause = pauses.read(db.client_of(snapshot.reference), target)
+    return pause.as_json() if pause else {"target": target}
 
 
 def throttled(snapshot: DocumentSnapshot[DocumentReference]) -> dict[str, Any] | None:

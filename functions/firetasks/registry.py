@@ -86,18 +86,21 @@ class HandlerRegistry:
         rate: str | Rate | None = None,
         key: Callable[[Task], object] | None = None,
         searchable: Sequence[str] = (),
+        shared: bool = False,
     ) -> Callable[[H], H]:
         """Register the decorated function; `client=True` (or a ClientAccess) lets client SDKs
         create its tasks; `atomic=True` commits its staged writes with its outcome;
         `concurrency=5` runs at most 5 of its attempts at once, `rate="10/s"` (or "600/m")
         starts at most that many (firetasks.limits); with `key=lambda task: ...`, both hold
-        per value of the key (firetasks.key_slots); `searchable=("orderId",)` lets operators
+        per value of the key (firetasks.key_slots), or with `shared=True` for the handler as a
+        whole, its waiting tasks starting in turn between the key's values
+        (firetasks.fair_shares); `searchable=("orderId",)` lets operators
         find its tasks by `data.orderId`."""
 
         def register(func: H) -> H:
             self.register(type, action, func, retry=retry, client=client, lease=lease,
                           atomic=atomic, retention=retention,
-                          limits=Limits.of(concurrency, rate, key), searchable=searchable)
+                          limits=Limits.of(concurrency, rate, key, shared), searchable=searchable)
             return func
 
         return register
@@ -150,7 +153,7 @@ class HandlerRegistry:
         if atomic and lease is not None:
             raise ValueError(f"'{type}.{action}': an atomic handler takes no lease (it is never "
                              "claimed)")
-        if atomic and limits is not None and limits.key and limits.concurrency:
+        if atomic and limits is not None and limits.per_key and limits.concurrency:
             raise ValueError(f"'{type}.{action}': concurrency per key needs a claim (an atomic "
                              "attempt is never marked running, so a second could start beside "
                              "it): drop atomic=True")

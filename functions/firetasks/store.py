@@ -28,7 +28,7 @@ from firetasks.conditional import (
 from firetasks.errors import TaskChanged, TaskNotFound
 from firetasks.record import TaskRecord
 from firetasks.staging import StagedWrites
-from firetasks.task import LIMIT_KEY, WAKE_STATES
+from firetasks.task import LIMIT_KEY, WAIT_RANK, WAKE_STATES
 
 PAGE = 300  # documents per page of a scan
 SWEEP_COLLECTION = "firetasksSweeper"  # one document per tasks collection: the sweeper's marks
@@ -74,9 +74,9 @@ class TaskStore(Protocol):
     def oldest_waiting(
         self, beside: DocumentReference, limit_key: str, count: int = 1
     ) -> list[TaskRecord]:
-        """Of the tasks in the collection group of `beside`, the `count` that have waited the
-        longest (by `createdAt`) for the limits `limit_key` (their `limitKey`; firetasks.limits),
-        oldest first."""
+        """Of the tasks in the collection group of `beside`, the `count` first in line (by
+        `waitRank`: priority, then age) for the limits `limit_key` (their `limitKey`;
+        firetasks.limits), first first."""
 
     def transition(
         self, record: TaskRecord, changes: Mapping[str, Any], audit_entry: Mapping[str, Any] | None
@@ -178,7 +178,7 @@ class FirestoreStore:
         query = (db.client_of(beside).collection_group(beside.parent.id)
                  .where(filter=firestore.FieldFilter(LIMIT_KEY, "==", limit_key))
                  .where(filter=firestore.FieldFilter("state", "in", list(WAKE_STATES)))
-                 .order_by("createdAt").limit(count))
+                 .order_by(WAIT_RANK).limit(count))
         found = with_backoff(lambda: list(query.stream()))
         return [record for record in map(TaskRecord.from_snapshot, found) if record is not None]
 

@@ -54,6 +54,12 @@ def split_handler_name(name: str) -> tuple[str, str]:
     return type, action
 
 
+def wait_rank(created: datetime.datetime, priority: object) -> float:
+    """A waiting task's `waitRank` (see PRIORITY_STEP): the smallest starts first."""
+    level = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
+    return created.timestamp() - level * PRIORITY_STEP
+
+
 def limit_key(handler: str, key: str) -> str:
     """The `limitKey` of a task waiting for its handler's limits per key: handler and key."""
     return f"{handler}:{key}"
@@ -67,16 +73,25 @@ def split_limit_key(limit_key: str) -> tuple[str, str | None]:
 
 DEFAULT_COLLECTIONS = ("tasks",)  # the tasks subcollection's id, unless a TaskQueue names others
 REQUIRED_FIELDS = ("type", "action", "state", "data")
-CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested", "after", "onDependencyFailure", "key")
+CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested", "after", "onDependencyFailure", "key",
+                 "priority")
 DEPENDENCY_POLICIES = ("fail", "run", "skip")  # what a failed dependency does to its dependents
 MAX_DEPENDENCIES = 100
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `after`
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "leaseId", "result", "error", "history", "spawnedBy", "expireAt", "progress",
-    "queuedAt", "limitKey",
+    "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "shareKey",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
+PAUSED_FOR = "pausedFor"  # on a task held by a pause: its handler's name or `limitKey` (pauses)
+MAX_PRIORITY = 9  # `priority`: 0 (the default) to 9, the highest
+# A waiting task's place (`waitRank`, smallest first): its creation time in seconds, less
+# PRIORITY_STEP a level of priority. So higher priorities go first, then the oldest; and a task
+# never waits behind one created more than PRIORITY_STEP per level of difference after it (aging).
+PRIORITY_STEP = 600.0
+WAIT_RANK = "waitRank"
+SHARE_KEY = "shareKey"  # a waiting task of a handler whose limits its key's values share
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields
@@ -119,6 +134,9 @@ def problems(fields: Mapping[str, Any]) -> list[str]:
             f"'maxAttempts' must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}, "
             f"got {_describe(fields['maxAttempts'])}"
         )
+    if "priority" in fields and not _is_count(fields["priority"], 0, MAX_PRIORITY):
+        found.append(f"'priority' must be a whole number from 0 to {MAX_PRIORITY}, got "
+                     f"{_describe(fields['priority'])}")
     if "runAt" in fields and not isinstance(fields["runAt"], datetime.datetime | None):
         found.append(f"'runAt' must be a timestamp, got {_describe(fields['runAt'])}")
     size = document_size(fields)

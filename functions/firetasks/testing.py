@@ -47,7 +47,7 @@ from firetasks.record import TaskRecord
 from firetasks.recovery import SweepReport
 from firetasks.registry import Handler, HandlerRegistry
 from firetasks.task import DEFAULT_COLLECTIONS, split_handler_name
-from firetasks.wakeup import HorizonWaker
+from firetasks.wakeup import WAIT_LIMIT, HorizonWaker
 
 __all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "UntriggeredTask",
            "UntriggeredTaskWarning"]
@@ -153,7 +153,7 @@ class MemoryQueue:
         collection = collection or self.queue.collections[0]
         self.triggers.check(f"{parent}/{collection}/x")
         return add_tasks(self.store.client.document(parent), tasks, collection=collection,
-                         store=self.store, queue=self.queue)
+                         store=self.store, queue=self.queue, clock=self.clock)
 
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
         """Write a document as a client SDK would, with the fields given (a trigger event)."""
@@ -176,7 +176,8 @@ class MemoryQueue:
                 at, _, ref = heapq.heappop(self.waker.pending)
                 self.clock.now = max(self.clock.now, at)
                 with _retried(functools.partial(self.waker.wake_at, ref, at)):
-                    self.processor.wake(ref)
+                    if not self._moved(ref):
+                        self.processor.wake(ref)
             else:
                 return step
             if self.errors:
@@ -200,6 +201,15 @@ class MemoryQueue:
         """Deliver again the `delivered`-th event delivered so far, with the version it carried
         then: a duplicate, late if the task moved on since."""
         self.processor.handle(*self.delivered[delivered])
+
+    def _moved(self, ref: DocumentReference) -> bool:
+        """A wake-up of a task whose `runAt` moved later (a debounced one's) is delivered again
+        then: a deployed wake function waits (up to WAIT_LIMIT) while other writes may come."""
+        run_at = getattr(self.store.read(ref), "run_at", None)
+        if run_at is None or not 0 < (run_at - self.clock.now).total_seconds() <= WAIT_LIMIT:
+            return False
+        self.waker.wake_at(ref, run_at)
+        return True
 
     def _kit_registry(self, registry: HandlerRegistry) -> HandlerRegistry:
         """The user's registry as the kit runs it: with raise_errors, each handler wrapped to
@@ -257,6 +267,24 @@ class MemoryQueue:
 
     def _ref(self, ref: DocumentReference | str) -> DocumentReference:
         return self.store.client.document(ref if isinstance(ref, str) else ref.path)
+
+    @kit_logging
+    def pause(self, handler: str, *, key: str | None = None,
+              actor: Actor = KIT) -> dict[str, Any]:
+        """What an operator's Pause does (firetasks.operations.pause); in the kit it applies at
+        once (a deployment's instances see it within pauses.CACHE_SECONDS)."""
+        done = operations.pause(self.store.client, self.queue, handler, key=key, actor=actor)
+        self.processor.flow.pauses.forget()
+        return done
+
+    @kit_logging
+    def resume(self, handler: str, *, key: str | None = None,
+               actor: Actor = KIT) -> dict[str, Any]:
+        """What an operator's Resume does (firetasks.operations.resume): the held tasks start at
+        the next `run()`, oldest first."""
+        return operations.resume(self.store.client, self.queue, handler, key=key, actor=actor,
+                                 store=self.store,
+                                 wake=lambda ref: self.waker.wake_at(ref, self.clock()))
 
     @kit_logging
     def tick(self, type: str, action: str) -> DocumentReference | None:

@@ -21,7 +21,17 @@ from firetasks.errors import IllegalTransition
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy, retained
 from firetasks.retry import RetryPolicy
-from firetasks.task import FINAL_STATES, LIMIT_KEY, WAKE_STATES, State, is_state
+from firetasks.task import (
+    FINAL_STATES,
+    LIMIT_KEY,
+    PAUSED_FOR,
+    SHARE_KEY,
+    WAIT_RANK,
+    WAKE_STATES,
+    State,
+    is_state,
+    wait_rank,
+)
 
 # The state machine. Clients create `scheduled` tasks (`waiting` ones if they name tasks to run
 # after: released to `scheduled`, or ended by their failure policy, and brought back to `waiting`
@@ -84,6 +94,9 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "leaseId": secrets.token_hex(8),
         "queuedAt": firestore.DELETE_FIELD,
         LIMIT_KEY: firestore.DELETE_FIELD,
+        PAUSED_FOR: firestore.DELETE_FIELD,
+        WAIT_RANK: firestore.DELETE_FIELD,
+        SHARE_KEY: firestore.DELETE_FIELD,
         "finishedAt": firestore.DELETE_FIELD,
         "result": firestore.DELETE_FIELD,
         "error": firestore.DELETE_FIELD,
@@ -272,4 +285,30 @@ def queue_for_limit(record: TaskRecord, limit_key: str) -> dict[str, Any]:
         "queuedAt": firestore.SERVER_TIMESTAMP}
     if record.fields.get(LIMIT_KEY) != limit_key:
         mark[LIMIT_KEY] = limit_key
+    created = record.fields.get("createdAt", record.created)
+    if WAIT_RANK not in record.fields and isinstance(created, datetime.datetime):
+        mark[WAIT_RANK] = wait_rank(created, record.fields.get("priority"))
     return mark
+
+
+def hold_for_pause(record: TaskRecord, target: str) -> dict[str, Any]:
+    """A due task whose handler (or key) is paused, held (firetasks.pauses): `queuedAt`, and
+    `pausedFor` its pause's target instead of a `limitKey`, so that no hand-over or release of a
+    key starts it. Its state stays (`scheduled` or `retrying`). Empty if it is held so."""
+    check(record.state, State.RUNNING, WAKE_STATES)  # a task that may start, and only such
+    mark: dict[str, Any] = {} if "queuedAt" in record.fields else {
+        "queuedAt": firestore.SERVER_TIMESTAMP}
+    if record.fields.get(PAUSED_FOR) != target:
+        mark[PAUSED_FOR] = target
+    if LIMIT_KEY in record.fields:
+        mark[LIMIT_KEY] = firestore.DELETE_FIELD
+    return mark
+
+
+def resume_held(record: TaskRecord) -> dict[str, Any]:
+    """A held task whose pause was lifted: without `pausedFor`, and due now (`runAt`: so that the
+    sweeper wakes one `retrying` should nothing else). Its event starts it as a new task's."""
+    if record.state not in WAKE_STATES or PAUSED_FOR not in record.fields:
+        raise IllegalTransition(f"a {record.state} task held by no pause cannot be resumed")
+    return {PAUSED_FOR: firestore.DELETE_FIELD, "updatedAt": firestore.SERVER_TIMESTAMP,
+            "runAt": firestore.SERVER_TIMESTAMP}

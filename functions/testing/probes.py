@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from typing import Any
 
 from google.cloud import firestore
 
@@ -131,6 +132,38 @@ def limited_per_key(task: Task) -> dict[str, int]:
         os._exit(1)
     time.sleep(task.data.get("seconds", 0))
     return {"attempt": task.attempt}
+
+
+@registry.handler("probe", "limitedPaused", retry=QUICK, concurrency=5,
+                  lease=datetime.timedelta(seconds=30))
+def limited_paused(task: Task) -> None:
+    """At most 5 at once, as `probe.limitedFive`, for the pause tests (firetasks.pauses): a
+    handler of their own, paused and resumed by them alone."""
+    record(task)
+
+
+@registry.handler("probe", "limitedOne", retry=QUICK, concurrency=1,
+                  lease=datetime.timedelta(seconds=30))
+def limited_one(task: Task) -> None:
+    """One at a time, handing its slot over (firetasks.limits), for the priorities' test; takes
+    `data.seconds`."""
+    time.sleep(task.data.get("seconds", 0))
+
+
+@registry.handler("probe", "debounced", retry=QUICK)
+def debounced(task: Task) -> dict[str, Any]:
+    """Records its run; its result is the data it ran with (firetasks.debounce)."""
+    record(task)
+    return dict(task.data)
+
+
+@registry.handler("probe", "sharedFour", retry=QUICK, concurrency=4,
+                  key=lambda task: task.data["merchant"], shared=True,
+                  lease=datetime.timedelta(seconds=30))
+def shared_four(task: Task) -> None:
+    """4 at once in all, shared in turn between the merchants (firetasks.fair_shares); takes
+    `data.seconds`."""
+    time.sleep(task.data.get("seconds", 0))
 
 
 @registry.handler("probe", "limitedCrash", retry=QUICK, concurrency=1,

@@ -96,7 +96,12 @@ def test_the_kit_serves_the_api(api: FlaskClient, kit: MemoryQueue) -> None:
       "maxAttempts"),
      ("/api/bulk-retry", {"filters": {}, "dryRun": "yes"}, "dryRun"),
      ("/api/bulk-retry", {"filters": {}, "confirm": True}, "confirm"),
-     ("/api/bulk-retry", {"filters": {}, "confirm": -1}, "confirm")],
+     ("/api/bulk-retry", {"filters": {}, "confirm": -1}, "confirm"),
+     ("/api/pause", {"handler": "order.nope"}, "handler"),
+     ("/api/pause", {"handler": ["order.charge"]}, "handler"),
+     ("/api/pause", {"handler": "order.charge", "key": "k"}, "key"),
+     ("/api/resume", {"handler": "order.charge", "key": 5}, "key"),
+     ("/api/resume", {"handler": "order.charge", "colour": "red"}, "colour")],
 )
 def test_bad_bodies_are_400_naming_the_field(
     api: FlaskClient, kit: MemoryQueue, endpoint: str, body: dict[str, Any], field: str
@@ -134,6 +139,28 @@ def test_a_bulk_retry_with_an_attempt_budget() -> None:
     assert fresh.get(FAILED).fields["maxAttempts"] == 3
 
 
+def test_an_operator_pauses_and_resumes_a_handler_and_the_task_page_says_why() -> None:
+    fresh = kit_queue()
+    with pytest.MonkeyPatch.context() as verified:
+        verified.setattr(dashboard, "admin_from_header", lambda header, claim: OPERATOR)
+        api = dashboard.create_app(fresh.queue, client=fresh.client).test_client()
+        status, paused = post(api, "/api/pause", {"handler": "order.ship"})
+        assert (status, paused["reason"][:32]) == (200, "paused by op@example.com, since ")
+        assert answer(api.get("/api/pauses", headers=POST))[1]["pauses"] == [
+            {key: paused[key] for key in ("target", "by", "since", "reason")}]
+        fresh.processor.flow.pauses.forget()  # the instance's list, read again at once
+        fresh.write("orders/o-2/tasks/ship", {"type": "order", "action": "ship",
+                                              "state": "scheduled", "data": {}})
+        fresh.run()
+        status, task = answer(api.get("/api/task?path=orders/o-2/tasks/ship", headers=POST))
+        assert (task["state"], task["pausedFor"]) == ("scheduled", "order.ship")
+        assert task["paused"]["reason"] == paused["reason"]
+        status, resumed = post(api, "/api/resume", {"handler": "order.ship"})
+        assert (status, resumed["resumed"]) == (200, 1)
+        fresh.run()
+        assert fresh.get("orders/o-2/tasks/ship").state == "completed"
+
+
 # Any JSON value, with the shapes an API confuses: booleans for numbers, lists for strings, huge
 # and out-of-range numbers, long strings.
 SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -143,7 +170,7 @@ SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=6)
 BODY_FIELDS = st.sampled_from(["path", "state", "version", "maxAttempts", "filters", "dryRun",
-                               "confirm", "colour"])
+                               "confirm", "colour", "handler", "key"])
 FILTER_FIELDS = st.sampled_from(["state", "type", "action", "parent", "since", "until",
                                  "collection", "limit", "cursor", "handler", "path", "colour",
                                  "data.orderId", "data.colour"])
@@ -152,8 +179,8 @@ QUERIES = st.dictionaries(FILTER_FIELDS, st.text(max_size=40) | st.just("x" * 50
                           | st.sampled_from(["0", "101", "-5", "1e3", "true", "o-1", FAILED,
                                              "failed", "2030-01-01", "orders/o-1/x"]),
                           max_size=4)
-GETS = ["/api/stats", "/api/charts", "/api/tasks", "/api/task", "/api/audit"]
-POSTS = ["/api/retry", "/api/cancel", "/api/bulk-retry"]
+GETS = ["/api/stats", "/api/charts", "/api/tasks", "/api/task", "/api/audit", "/api/pauses"]
+POSTS = ["/api/retry", "/api/cancel", "/api/bulk-retry", "/api/pause", "/api/resume"]
 
 
 def bounded(status: int, body: Any) -> None:

@@ -11,8 +11,10 @@ import pytest
 
 import main
 from firetasks import HandlerRegistry, NewTask, Rate, RetryPolicy, Task, limited_triggers
-from firetasks.flow import dispatch_id, function_name
+from firetasks.flow import Admitted, dispatch_id, function_name
+from firetasks.key_slots import KeySlots
 from firetasks.limits import Limits
+from firetasks.rate_gate import RateGate
 from firetasks.testing import MemoryQueue
 
 
@@ -191,3 +193,22 @@ def test_without_a_lease_shorter_than_the_timeout_a_slot_goes_back_to_the_queue(
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
     assert [queue.get(ref).state for ref in refs] == ["completed", "scheduled"]
     assert runs == [1]
+
+
+def test_a_keyed_task_is_read_once_a_dispatch(monkeypatch):
+    """Through the limited handler's queue function's Admitted (its key slot taken and freed in
+    the kit's store): the task read to find its key is the one the claim is conditional on."""
+    queue, runs = limited_queue(concurrency=1, key=lambda task: task.data["warehouse"])
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {"warehouse": "w-1"}))
+    queue.processor.handle(queue.get(ref))  # queued with its key
+    reads = []
+    read = queue.store.read
+    monkeypatch.setattr(queue.store, "read", lambda ref: reads.append(ref.path) or read(ref))
+    # The release's query for the key's next task is one query in Firestore; the kit's store
+    # answers it by reading every task: left out here.
+    monkeypatch.setattr(queue.processor.flow, "start_waiting", lambda beside, key: None)
+    registration = queue.queue.registry.lookup("mail", "send")
+    admitted = Admitted(queue.processor, "mail.send", registration.limits, RateGate(), KeySlots())
+    admitted.wake(ref)
+    assert reads.count(ref.path) == 1
+    assert (queue.get(ref).state, runs) == ("completed", [1])

@@ -27,3 +27,11 @@ def test_the_faults_in_the_kit_example_passes():
     namespace: dict = {}
     exec(python_block("## Faults in the kit"), namespace)
     namespace["test_faults"]()
+
+
+def test_the_flow_control_guide_s_pause_example_runs():
+    exec(python_block("## Pause and resume", ROOT / "docs" / "guides" / "flow-control.md"), {})
+
+
+def test_the_flow_control_guide_s_debounce_example_runs():
+    exec(python_block("## Debounce", ROOT / "docs" / "guides" / "flow-control.md"), {})

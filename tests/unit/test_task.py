@@ -44,7 +44,7 @@ def test_actions_may_be_names_or_dotted_paths(action):
         ({"state": {"is": "scheduled"}}, "'state' must be one of waiting, scheduled"),
         ({"attempts": -1}, "'attempts' must be a whole number >= 0"),
         ({"attempts": True}, "'attempts' must be a whole number >= 0, got bool True"),
-        ({"priority": 1}, "unknown field(s) 'priority'; allowed: action, after, attempts"),
+        ({"colour": 1}, "unknown field(s) 'colour'; allowed: action, after, attempts"),
     ],
 )
 def test_each_problem_is_named(changes, expected):

@@ -61,6 +61,10 @@ MOVES: dict[str, tuple[Callable[[TaskRecord], dict[str, Any]], set[str]]] = {
         {"completed", "failed", "cancelled"}),
     "operator cancel": (lambda r: transitions.operator_cancel(r, NOW, DEFAULT_RETENTION),
                         {"waiting", "scheduled", "retrying", "running"}),
+    "hold for a pause": (lambda r: transitions.hold_for_pause(r, "order.send"),
+                         {"scheduled", "retrying"}),
+    "resume a held task": (lambda r: transitions.resume_held(
+        record(str(r.state), pausedFor="order.send")), {"scheduled", "retrying"}),
 }
 CASES = [(move, state) for move in MOVES for state in [s.value for s in State]]
 

@@ -393,7 +393,7 @@ function taskRow(task) {
   state.append(stateBadge(task.state));
   if (task.handled === false) state.append(el("small", NO_HANDLER, "hint"));
   if (task.queuedAt && ["scheduled", "retrying"].includes(task.state)) {
-    state.append(el("small", "throttled", "throttled"));
+    state.append(el("small", task.pausedFor ? "paused" : "throttled", "throttled"));
   }
   const why = waitingFor(task) || blockedBy(task);
   if (why) state.append(why);
@@ -517,7 +517,12 @@ async function loadTask(path) {
   $("#detail-throttled").textContent = limit ? `Throttled, ${limit.ahead} ahead: it waits for `
     + `its handler's limits${limit.key === null ? "" : ` (key ${limit.key})`}, and starts when a `
     + "slot frees." : "";
-  show($("#detail-throttled"), Boolean(limit));
+  const pause = task.paused;
+  if (pause) {
+    $("#detail-throttled").textContent = `Paused: ${pause.reason || "its pause was lifted"}; it `
+      + `starts when ${pause.target} is resumed.`;
+  }
+  show($("#detail-throttled"), Boolean(limit || pause));
   $("#detail-mode").textContent = task.mode === "atomic" ? ATOMIC_NOTE : "";
   show($("#detail-mode"), task.mode === "atomic");
   const blocked = blockedBy(task);
@@ -554,6 +559,8 @@ async function loadTask(path) {
   $("#detail-result").textContent = fields.result === undefined ? "" : JSON.stringify(fields.result, null, 2);
   show($("#retry"), ["failed", "cancelled", "completed"].includes(fields.state));
   show($("#cancel"), ACTIVE.includes(fields.state));
+  show($("#pause-handler"), !task.paused);
+  show($("#resume-handler"), Boolean(task.paused));
   show($("#detail"), true);
   const row = [...document.querySelectorAll("#tasks tbody tr")].find((tr) => tr.dataset.path === task.path);
   if (listed.has(task.path)) listed.set(task.path, task);
@@ -599,6 +606,24 @@ async function act(action) {
     const outcome = await api(`api/${action}`,
       { path: shown.path, state: shown.fields.state, version: shown.version });
     note("#action-message", `${action}: ${outcome.before} → ${outcome.after}`, true);
+  } catch (error) {
+    note("#action-message", `${action} failed: ${error.message}`, false);
+  }
+  await Promise.all([loadTask(shown.path).catch((error) => note("#action-message", error.message)),
+    loadAudit()]);
+}
+
+// Pause the shown task's handler, or resume what holds it (its handler, or its key).
+async function steer(action) {
+  if (!current) return;
+  const shown = current;
+  const target = shown.paused ? shown.paused.target : `${shown.fields.type}.${shown.fields.action}`;
+  const [handler, ...key] = target.split(":");
+  note("#action-message", "");
+  try {
+    const done = await api(`api/${action}`, key.length ? { handler, key: key.join(":") } : { handler });
+    note("#action-message", action === "pause" ? `${done.target}: ${done.reason}`
+      : `${done.target}: resumed, ${done.resumed} held task(s) started`, true);
   } catch (error) {
     note("#action-message", `${action} failed: ${error.message}`, false);
   }
@@ -666,6 +691,8 @@ async function main() {
   $("#more").addEventListener("click", () => loadTasks(false).catch((error) => say(error.message)));
   $("#retry").addEventListener("click", () => act("retry"));
   $("#cancel").addEventListener("click", () => act("cancel"));
+  $("#pause-handler").addEventListener("click", () => steer("pause"));
+  $("#resume-handler").addEventListener("click", () => steer("resume"));
   $("#bulk-retry").addEventListener("click",
     () => bulkRetry().catch((error) => note("#bulk-message", error.message, false)));
   $("#chart-handler").addEventListener("change", () => refreshCharts().catch((error) => say(error.message)));
