@@ -23,9 +23,9 @@ options.set_global_options(region="us-central1")
 registries = [handlers.registry]
 TESTING = os.environ.get("FIRETASKS_TESTING") == "1"  # `make test` and `make bench` only
 if TESTING:
-    from testing import probes, workloads
+    from testing import durable_probes, probes, workloads
 
-    registries += [probes.registry, workloads.registry]
+    registries += [probes.registry, durable_probes.registry, workloads.registry]
 registry = HandlerRegistry.combine(*registries)
 
 # A handler may run up to TIMEOUT_SEC; a claim's lease lasts that long plus a margin, after which

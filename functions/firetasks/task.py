@@ -74,9 +74,10 @@ TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "result", "error", "history", "spawnedBy", "expireAt", "progress",
-    "queuedAt", "limitKey",
+    "queuedAt", "limitKey", "steps", "suspended",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
+PAUSE = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields

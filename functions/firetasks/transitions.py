@@ -20,24 +20,27 @@ from firetasks.errors import IllegalTransition
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy, retained
 from firetasks.retry import RetryPolicy
-from firetasks.task import FINAL_STATES, LIMIT_KEY, WAKE_STATES, State, is_state
+from firetasks.task import FINAL_STATES, LIMIT_KEY, PAUSE, WAKE_STATES, State, is_state
 
 # The state machine. Clients create `scheduled` tasks (`waiting` ones if they name tasks to run
 # after: released to `scheduled`, or ended by their failure policy, and brought back to `waiting`
 # when an operator retries the dependency that failed them); the processor claims them (`running`)
 # and ends each attempt; operators cancel waiting or running tasks and retry finished ones. An
-# atomic handler's attempt is never claimed: it ends straight from `scheduled` or `retrying`.
+# atomic handler's attempt is never claimed: it ends straight from `scheduled` or `retrying`. A
+# durable handler's attempt that sleeps goes back from `running` to `scheduled` (`suspend`).
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.WAITING: frozenset({State.SCHEDULED, State.FAILED, State.CANCELLED}),
     State.SCHEDULED: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
                                 State.CANCELLED}),
     State.RETRYING: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
                                State.CANCELLED}),
-    State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
+    State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED,
+                              State.SCHEDULED}),
     State.COMPLETED: frozenset({State.SCHEDULED, State.WAITING}),
     State.FAILED: frozenset({State.SCHEDULED, State.WAITING}),
     State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
 }
+RUNNING = frozenset({State.RUNNING})
 CANCELLABLE = frozenset({State.WAITING, State.SCHEDULED, State.RETRYING, State.RUNNING})
 WAITING = frozenset({State.WAITING})
 ENDED_BY_DEPENDENCY = frozenset({State.FAILED, State.CANCELLED})
@@ -69,13 +72,14 @@ def _ended(state: State, **fields: Any) -> dict[str, Any]:
 def claim(record: TaskRecord, started: datetime.datetime,
           lease: datetime.timedelta) -> dict[str, Any]:
     """A due task's claim: `running`, one more attempt, a lease. Moving a task to `scheduled`
-    starts a fresh attempt budget; `retrying` continues it."""
+    starts a fresh attempt budget; `retrying` continues it, and so does a paused one (`suspend`)."""
     check(record.state, State.RUNNING)
     attempt = record.attempts + 1
     return {
         "state": State.RUNNING.value,
         "attempts": attempt,
-        "retryBase": record.retry_base if record.state == State.RETRYING else attempt - 1,
+        "retryBase": record.retry_base if record.state == State.RETRYING or PAUSE in record.fields
+        else attempt - 1,
         "startedAt": firestore.SERVER_TIMESTAMP,
         "updatedAt": firestore.SERVER_TIMESTAMP,
         "leaseExpiresAt": started + lease,
@@ -86,6 +90,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "error": firestore.DELETE_FIELD,
         "progress": firestore.DELETE_FIELD,
         "expireAt": firestore.DELETE_FIELD,
+        PAUSE: firestore.DELETE_FIELD,
     }
 
 
@@ -108,6 +113,7 @@ class Ending:
     traceback: str | None = None
     permanent: bool = False
     delay: float | None = None
+    pause: Mapping[str, Any] | None = None  # a sleep's fields: the attempt did not end (suspend)
 
 
 def end_attempt(
@@ -154,6 +160,21 @@ def atomic_commit(
         record, ending, retry, retention, used=started["attempts"] - started["retryBase"],
         extra=extra)
     return fields
+
+
+def suspend(record: TaskRecord, ending: Ending, retention: RetentionPolicy) -> dict[str, Any]:
+    """A running durable handler that sleeps (firetasks.steps): `scheduled` again, due when the
+    sleep ends, with the pause's fields (`suspended`: what it sleeps for). It was not an attempt:
+    the count goes back. A cancel requested meanwhile ends it `cancelled` instead."""
+    pause = dict(ending.pause or {})
+    if record.cancel_requested:
+        check(record.state, State.CANCELLED, RUNNING)
+        return retained(_ended(State.CANCELLED, cancelRequested=firestore.DELETE_FIELD,
+                               attempts=ending.attempt - 1), retention, ending.finished)
+    check(record.state, State.SCHEDULED, RUNNING)
+    return pause | {"state": State.SCHEDULED.value, "attempts": ending.attempt - 1,
+                    "runAt": pause[PAUSE]["until"], "updatedAt": firestore.SERVER_TIMESTAMP,
+                    "leaseExpiresAt": firestore.DELETE_FIELD, "expireAt": firestore.DELETE_FIELD}
 
 
 def expire(record: TaskRecord, now: datetime.datetime, retry: RetryPolicy,

@@ -1,0 +1,72 @@
+"""Durable handlers on the emulator, through the real trigger: a worker killed after step 2 of 4
+resumes at step 3; an atomic step's effects exist once under concurrent duplicate deliveries; a
+sleep ends the invocation and the wake-up machinery resumes the task on time."""
+
+from __future__ import annotations
+
+import datetime
+
+from google.cloud import firestore
+
+import main
+from firetasks import sweep
+from testing import durable_probes
+from tests.emulator.test_atomic import UNTRIGGERED, deliver_concurrently
+from tests.firestore_events import written_event
+from tests.support import task_fields, wait_for_state, wait_until
+
+UTC = datetime.UTC
+STEPS = ["step1", "step2", "step3", "step4"]
+
+
+def step_runs(db, task) -> list[tuple[str, int]]:
+    """(step, attempt) of every run of a durable probe's step functions for `task`, in order."""
+    query = db.collection(durable_probes.STEP_RUNS).where(
+        filter=firestore.FieldFilter("taskPath", "==", task.path))
+    return sorted((snapshot.get("step"), snapshot.get("attempt")) for snapshot in query.stream())
+
+
+def test_a_worker_killed_after_step_2_of_4_resumes_and_runs_steps_3_and_4_only(db, uid):
+    task = db.document(f"orders/{uid}/tasks/durable")
+    counter = db.document(f"probeCounters/{uid}")
+    task.set(task_fields("probe", "durable", {"counter": counter.path, "crashAfter": 2},
+                         createdAt=firestore.SERVER_TIMESTAMP))
+    wait_until(lambda: step_runs(db, task) == [("step1", 1), ("step2", 1)],
+               what="steps 1 and 2 to run (and the worker to die)")
+    running = wait_until(lambda: "step2" in (task.get().get("steps") or {}) and task.get(),
+                         what="step 2's result to be saved")
+    assert running.get("state") == "running"  # nobody wrote an outcome: the worker died
+    lease = running.get("leaseExpiresAt")
+    wait_until(lambda: datetime.datetime.now(UTC) > lease, what="the lease to expire")
+    assert sweep(main.processor, db, collections=["tasks"]).expired >= 1
+    done = wait_for_state(task, ("completed",), timeout=60)
+    assert (done["attempts"], done["result"]) == (2, [1, 1, 2, 2])
+    assert step_runs(db, task) == [("step1", 1), ("step2", 1), ("step3", 2), ("step4", 2)]
+    assert counter.get().to_dict() == dict.fromkeys(STEPS, 1)
+    assert [done["steps"][name]["attempt"] for name in STEPS] == [1, 1, 2, 2]
+
+
+def test_an_atomic_step_s_effects_exist_once_under_8_concurrent_duplicate_deliveries(db, uid):
+    task = db.document(f"orders/{uid}/{UNTRIGGERED}/durable")
+    counter = db.document(f"probeCounters/{uid}")
+    task.set(task_fields("probe", "durable", {"counter": counter.path}))
+    deliver_concurrently(written_event(None, task.get(), project=db.project))
+    done = task.get().to_dict()
+    assert (done["state"], done["attempts"], done["result"]) == ("completed", 1, [1, 1, 1, 1])
+    assert counter.get().to_dict() == dict.fromkeys(STEPS, 1)
+    assert step_runs(db, task) == [(name, 1) for name in STEPS]
+
+
+def test_a_sleep_wakes_on_time(db, uid):
+    task = db.document(f"orders/{uid}/tasks/sleeper")
+    task.set(task_fields("probe", "durableSleep", {"seconds": 4},
+                         createdAt=firestore.SERVER_TIMESTAMP))
+    paused = wait_until(lambda: (task.get().to_dict() or {}).get("suspended"),
+                        what="the task to sleep")
+    assert (paused["kind"], paused["step"]) == ("sleep", "nap")
+    done = wait_for_state(task, ("completed",), timeout=60)
+    assert (done["attempts"], "suspended" in done) == (1, False)
+    woke = datetime.datetime.fromisoformat(done["result"]["after"])
+    until = done["steps"]["nap"]["until"]
+    assert until <= woke < until + datetime.timedelta(seconds=20)
+    assert done["steps"]["before"]["finishedAt"] < until
