@@ -33,6 +33,9 @@ class Durable(Protocol):
 
     def sleep(self, name: str, duration: datetime.timedelta) -> None: ...
 
+    def wait_for(self, name: str, event: str, match: dict[str, Any] | None,
+                 timeout: datetime.timedelta) -> dict[str, Any] | None: ...
+
 
 @dataclass(frozen=True)
 class Task:
@@ -68,6 +71,13 @@ class Task:
         """Pause the task for `duration` (any length) without holding an invocation: the handler
         runs again when it is over, its steps saved, and the sleep returns."""
         self._durable("sleep").sleep(name, duration)
+
+    def wait_for(self, name: str, *, event: str, match: dict[str, Any] | None = None,
+                 timeout: datetime.timedelta) -> dict[str, Any] | None:
+        """The data of the event named `event` (under the task's parent) whose data has the
+        fields of `match`, whether it was sent before, during or after this call; None once
+        `timeout` passed without one. The task waits without holding an invocation."""
+        return self._durable("wait_for").wait_for(name, event, match, timeout)
 
     def _durable(self, what: str) -> Durable:
         if self.durable is None:

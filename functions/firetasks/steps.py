@@ -24,12 +24,11 @@ import datetime
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from google.cloud.firestore_v1.field_path import FieldPath
+from typing import Any, cast
 
 from firetasks.clock import Clock
 from firetasks.errors import AttemptLost, StepError
+from firetasks.events import check_event, find_event, step_path
 from firetasks.progress import Progress
 from firetasks.record import TaskRecord
 from firetasks.staging import StagedWrites
@@ -50,11 +49,6 @@ class Suspended(BaseException):
         super().__init__(f"step {name!r} pauses the task until {until.isoformat()}")
         self.until = until
         self.fields = dict(fields)
-
-
-def step_path(name: str) -> str:
-    """The field path of a step's entry in the task (quoted: names may hold dots, dashes)."""
-    return str(FieldPath("steps", name).to_api_repr())
 
 
 def json_result(value: Any, what: str = "handler") -> Any:
@@ -114,6 +108,37 @@ class Steps:
         raise Suspended(name, until, {
             step_path(name): {"until": until, "startedAt": entry.get("startedAt", now)},
             PAUSE: {"step": name, "kind": "sleep", "until": until, "since": now},
+        })
+
+    def wait_for(self, name: str, event: str, match: Mapping[str, Any] | None,
+                 timeout: datetime.timedelta) -> dict[str, Any] | None:
+        """The data of the first event `event` under the task's parent whose data matches
+        `match`, or None once `timeout` has passed since the task first came to this wait; until
+        then, end the invocation (Suspended), registered as waiting (firetasks.events)."""
+        match = dict(match or {})
+        check_event(event, {}, match)
+        if not isinstance(timeout, datetime.timedelta) or timeout < datetime.timedelta():
+            raise StepError(f"wait {name!r}: the timeout must be a timedelta >= 0, "
+                            f"got {timeout!r}")
+        entry = self._entry(name)
+        if "finishedAt" in entry:
+            return cast(dict[str, Any] | None, entry.get("result"))
+        now = self.clock()
+        until = entry.get("until")
+        if not isinstance(until, datetime.datetime):
+            until = now + timeout
+        since = entry.get("startedAt", now)
+        found = find_event(self.ref, event, match)
+        if found is not None or until <= now:
+            result = None if found is None else found[1]
+            ending = {"event": found[0]} if found else {"timedOut": True}
+            self._save(name, {"result": result, "startedAt": since, "finishedAt": now,
+                              "until": until, "attempt": self.attempt, **ending}, StagedWrites())
+            return result
+        raise Suspended(name, until, {
+            step_path(name): {"until": until, "startedAt": since},
+            PAUSE: {"step": name, "kind": "wait", "event": event, "match": match,
+                    "until": until, "since": now},
         })
 
     def _entry(self, name: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from google.cloud.firestore import DocumentReference
 
-from firetasks import operations, periodic, recovery
+from firetasks import events, operations, periodic, recovery
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
 from firetasks.enqueue import add_tasks
@@ -140,6 +140,12 @@ class MemoryQueue:
         return add_tasks(self.store.client.document(parent), tasks, collection=collection,
                          store=self.store, queue=self.queue)
 
+    def send_event(self, parent: str, name: str, data: Mapping[str, Any] | None = None, *,
+                   id: str | None = None) -> DocumentReference:
+        """Send the event `name` under the document at `parent`, as `send_event` does: the next
+        `run()` delivers it to the waits that match it (firetasks.events)."""
+        return events.send_event(self.store.client.document(parent), name, data, id=id)
+
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
         """Write a document as a client SDK would, with the fields given (a trigger event)."""
         self.store.put(path, fields)
@@ -156,6 +162,9 @@ class MemoryQueue:
                 record = self.store.read(self.store.client.document(path))
                 if record is not None and self.triggers.runs(path):
                     self.processor.handle(record, before)
+                elif record is not None and events.is_event(path):
+                    events.on_event(record.ref, record.fields, self.queue.collections,
+                                    self.store)
             elif self.dispatcher.pending:
                 self.processor.run_admitted(self.dispatcher.pending.pop(0))
             elif self.waker.pending and (until is None or self.waker.pending[0][0] <= until):

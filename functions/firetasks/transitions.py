@@ -177,6 +177,14 @@ def suspend(record: TaskRecord, ending: Ending, retention: RetentionPolicy) -> d
                     "leaseExpiresAt": firestore.DELETE_FIELD, "expireAt": firestore.DELETE_FIELD}
 
 
+def resume(record: TaskRecord, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A task paused on a wait (firetasks.events) is delivered its event, or an operator ends the
+    wait: `fields` (the wait's step) are saved and the task is due now; it stays `scheduled`."""
+    if record.state != State.SCHEDULED or not isinstance(record.fields.get(PAUSE), dict):
+        raise IllegalTransition(f"a {record.state} task that does not wait cannot be resumed")
+    return {**fields, "runAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP}
+
+
 def expire(record: TaskRecord, now: datetime.datetime, retry: RetryPolicy,
            retention: RetentionPolicy) -> dict[str, Any]:
     """A `running` attempt whose lease passed (its invocation died) ends as a failed one."""

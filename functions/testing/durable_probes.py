@@ -46,3 +46,15 @@ def durable_sleep(task: Task) -> dict[str, str]:
     before = task.step("before", now)
     task.sleep("nap", datetime.timedelta(seconds=task.data["seconds"]))
     return {"before": before, "after": task.step("after", now)}
+
+
+@registry.handler("probe", "durableWait", retry=QUICK)
+def durable_wait(task: Task) -> dict[str, object]:
+    """Waits for `warehouse.picked` with this task's `data.orderId`, for `data.timeout` seconds;
+    records each run past the wait (what "resumed once" counts)."""
+    event = task.wait_for("picked", event="warehouse.picked",
+                          match={"orderId": task.data["orderId"]},
+                          timeout=datetime.timedelta(seconds=task.data["timeout"]))
+    task.client.collection(STEP_RUNS).add({"taskPath": task.path, "step": "resumed",
+                                           "attempt": task.attempt})
+    return {"event": event}

@@ -1,19 +1,25 @@
 """Durable handlers on the emulator, through the real trigger: a worker killed after step 2 of 4
 resumes at step 3; an atomic step's effects exist once under concurrent duplicate deliveries; a
-sleep ends the invocation and the wake-up machinery resumes the task on time."""
+sleep ends the invocation and the wake-up machinery resumes the task on time; waits get each
+matching event once, whatever the order of writes and triggers, lost ones included (the sweeper);
+a wait's timeout fires."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import random
 
 from google.cloud import firestore
 
 import main
-from firetasks import sweep
+from firetasks import send_event, sweep
+from firetasks.recovery import STALE_AFTER
 from testing import durable_probes
 from tests.emulator.test_atomic import UNTRIGGERED, deliver_concurrently
+from tests.emulator.test_sweeper import events_lost
 from tests.firestore_events import written_event
-from tests.support import task_fields, wait_for_state, wait_until
+from tests.support import drained, task_fields, wait_for_state, wait_until
 
 UTC = datetime.UTC
 STEPS = ["step1", "step2", "step3", "step4"]
@@ -70,3 +76,64 @@ def test_a_sleep_wakes_on_time(db, uid):
     until = done["steps"]["nap"]["until"]
     assert until <= woke < until + datetime.timedelta(seconds=20)
     assert done["steps"]["before"]["finishedAt"] < until
+
+
+def waiting_task(db, order: str, timeout: float = 600):
+    task = db.document(f"orders/{order}/tasks/ship")
+    task.set(task_fields("probe", "durableWait", {"orderId": order, "timeout": timeout},
+                         createdAt=firestore.SERVER_TIMESTAMP))
+    return task
+
+
+def picked(db, order: str) -> None:
+    send_event(db.document(f"orders/{order}"), "warehouse.picked", {"orderId": order})
+
+
+def resumed(db, task) -> int:
+    return len([run for run in step_runs(db, task) if run[0] == "resumed"])
+
+
+def assert_delivered_once(db, tasks: dict[str, object]) -> None:
+    for order, task in tasks.items():
+        done = wait_for_state(task, ("completed",), timeout=90)
+        assert (done["attempts"], done["result"]) == (1, {"event": {"orderId": order}})
+        assert resumed(db, task) == 1
+
+
+def test_an_event_written_before_during_or_after_its_wait_is_delivered_once(db, uid):
+    before, during, after = f"{uid}-before", f"{uid}-during", f"{uid}-after"
+    picked(db, before)
+    tasks = {before: waiting_task(db, before)}
+    tasks[during] = waiting_task(db, during)
+    picked(db, during)  # while the handler starts and registers its wait
+    tasks[after] = waiting_task(db, after)
+    wait_until(lambda: (tasks[after].get().to_dict() or {}).get("suspended"),
+               what="the wait to be registered")
+    picked(db, after)
+    assert_delivered_once(db, tasks)
+
+
+def test_50_waits_and_50_events_in_random_order_with_lost_triggers_resume_once_after_a_sweep(
+        db, uid):
+    orders = [f"{uid}-{n}" for n in range(50)]
+    writes = [(kind, order) for order in orders for kind in ("wait", "event")]
+    random.Random(uid).shuffle(writes)
+    tasks = {}
+    for number, (kind, order) in enumerate(writes):
+        with events_lost() if number % 3 == 1 else contextlib.nullcontext():
+            if kind == "wait":
+                tasks[order] = waiting_task(db, order)
+            else:
+                picked(db, order)
+    drained(db)
+    later = datetime.datetime.now(UTC) + STALE_AFTER + datetime.timedelta(seconds=1)
+    sweep(main.processor, db, collections=["tasks"], now=later)
+    assert_delivered_once(db, tasks)
+
+
+def test_a_wait_s_timeout_fires(db, uid):
+    task = waiting_task(db, uid, timeout=3)
+    done = wait_for_state(task, ("completed",), timeout=60)
+    assert (done["attempts"], done["result"]) == (1, {"event": None})
+    assert done["steps"]["picked"]["timedOut"] is True
+    assert done["steps"]["picked"]["finishedAt"] >= done["steps"]["picked"]["until"]

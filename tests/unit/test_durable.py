@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from firetasks import HandlerRegistry, NewTask, RetryPolicy, Task
+from firetasks.errors import StepError
 from firetasks.steps import MAX_RESULT_BYTES
-from firetasks.testing import MemoryQueue
+from firetasks.testing import START, MemoryQueue
 from tests.support import ROOT
 from tests.unit.test_readme import python_block
 
@@ -170,3 +171,96 @@ def test_the_durable_guide_s_example_passes() -> None:
     namespace: dict[str, Any] = {}
     exec(python_block("## Steps", DURABLE_GUIDE), namespace)
     namespace["test_steps_run_once_and_the_sleep_passes_on_the_fake_clock"]()
+
+
+def waiter(task: Task) -> dict[str, Any] | None:
+    return task.wait_for("picked", event="warehouse.picked", match={"orderId": task.data["id"]},
+                         timeout=datetime.timedelta(days=2))
+
+
+def wait_queue() -> MemoryQueue:
+    registry = HandlerRegistry()
+    registry.register("shipping", "ship", waiter, retry=RETRY)
+    return MemoryQueue(registry)
+
+
+def test_an_event_sent_before_or_after_the_wait_is_delivered_once() -> None:
+    queue = wait_queue()
+    queue.send_event("orders/o-1", "warehouse.picked", {"orderId": "o-1", "bin": 1})
+    early = queue.enqueue("orders/o-1", NewTask("shipping", "ship", {"id": "o-1"}))
+    late = queue.enqueue("orders/o-2", NewTask("shipping", "ship", {"id": "o-2"}))
+    queue.run(until=queue.clock())
+    assert queue.get(early).fields["result"] == {"orderId": "o-1", "bin": 1}
+    paused = queue.get(late)
+    assert (paused.state, paused.fields["suspended"]["event"]) == ("scheduled", "warehouse.picked")
+    queue.send_event("orders/o-2", "warehouse.picked", {"orderId": "other"})  # no match
+    queue.send_event("orders/o-2", "warehouse.picked", {"orderId": "o-2", "bin": 2})
+    queue.send_event("orders/o-2", "warehouse.picked", {"orderId": "o-2", "bin": 3})
+    queue.run(until=queue.clock())
+    done = queue.get(late)
+    assert (done.state, done.attempts, done.fields["result"]) == (
+        "completed", 1, {"orderId": "o-2", "bin": 2})
+    assert "event" in done.fields["steps"]["picked"]
+
+
+def test_an_event_sent_while_the_wait_registers_is_delivered_by_the_registration_s_echo(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event's trigger runs after the handler looked for it and before the wait is
+    registered: it finds no wait; the registration's echo finds the event."""
+    from firetasks import events, steps
+
+    queue = wait_queue()
+    delivered: list[int] = []
+
+    def look_then_race(task: Any, name: str, match: Any) -> Any:
+        found = events.find_event(task, name, match)
+        ref = queue.send_event("orders/o-1", name, {"orderId": "o-1"})
+        delivered.append(events.on_event(ref, queue.document(ref.path) or {},
+                                         queue.queue.collections, queue.store))
+        return found
+
+    monkeypatch.setattr(steps, "find_event", look_then_race)
+    ref = queue.enqueue("orders/o-1", NewTask("shipping", "ship", {"id": "o-1"}))
+    queue.run(until=queue.clock())
+    assert delivered[0] == 0  # the event's trigger came too early for the wait
+    done = queue.get(ref)
+    assert (done.state, done.fields["result"]) == ("completed", {"orderId": "o-1"})
+
+
+def test_a_wait_times_out_and_the_handler_gets_none() -> None:
+    queue = wait_queue()
+    ref = queue.enqueue("orders/o-1", NewTask("shipping", "ship", {"id": "o-1"}))
+    queue.run()
+    done = queue.get(ref)
+    assert (done.state, done.fields.get("result"), done.attempts) == ("completed", None, 1)
+    assert done.fields["steps"]["picked"]["timedOut"] is True
+    assert done.fields["steps"]["picked"]["finishedAt"] == START + datetime.timedelta(days=2)
+
+
+def test_a_sweep_delivers_an_event_whose_trigger_was_lost() -> None:
+    queue = wait_queue()
+    ref = queue.enqueue("orders/o-1", NewTask("shipping", "ship", {"id": "o-1"}))
+    queue.run(until=queue.clock())
+    queue.store.put("orders/o-1/events/e1", {"name": "warehouse.picked", "data": {"orderId": "o-1"},
+                                              "createdAt": queue.clock()})
+    queue.store.events.clear()  # the event's trigger is lost
+    queue.clock.advance(180)
+    assert queue.sweep().delivered == 1
+    assert queue.sweep().delivered == 0
+    queue.run(until=queue.clock())
+    assert queue.get(ref).fields["result"] == {"orderId": "o-1"}
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("bad name!", {}, "'event' must be a dotted name"),
+    ("order.approved", ["x"], "an event's 'data' must be a map"),
+])
+def test_a_bad_event_is_refused_naming_the_field(name: str, data: Any, message: str) -> None:
+    with pytest.raises(StepError, match=message):
+        wait_queue().send_event("orders/o-1", name, data)
+
+
+def test_the_durable_guide_s_wait_example_passes() -> None:
+    namespace: dict[str, Any] = {}
+    exec(python_block("## Waits for events", DURABLE_GUIDE), namespace)
+    namespace["test_the_wait_gets_the_warehouse_s_event"]()

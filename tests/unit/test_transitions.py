@@ -67,6 +67,9 @@ MOVES: dict[str, tuple[Callable[[TaskRecord], dict[str, Any]], set[str]]] = {
                         {"waiting", "scheduled", "retrying", "running"}),
     "suspend (a sleep)": (lambda r: transitions.suspend(r, PAUSED, DEFAULT_RETENTION),
                           {"running"}),
+    "resume a wait": (lambda r: transitions.resume(
+        record(r.fields["state"], suspended=PAUSED.pause["suspended"]), {"steps": {}}),
+        {"scheduled"}),
     "suspend, cancel requested": (
         lambda r: transitions.suspend(record(r.fields["state"], cancelRequested=True), PAUSED,
                                       DEFAULT_RETENTION), {"running"}),
