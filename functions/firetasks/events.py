@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Unpack, cast
 
@@ -48,12 +47,12 @@ from firetasks.conditional import with_backoff
 from firetasks.config import TaskQueue
 from firetasks.errors import StepError
 from firetasks.record import TaskRecord
+from firetasks.registry import EVENT_NAME
 from firetasks.store import TaskStore
-from firetasks.task import PAUSE, TYPE_PATTERN, State
+from firetasks.task import PAUSE, State
 from firetasks.trigger_options import TaskTriggerOptions
 
 EVENTS = "events"  # the subcollection of a parent that holds its events
-EVENT_NAME = re.compile(rf"{TYPE_PATTERN.pattern}(\.{TYPE_PATTERN.pattern})*")  # order.approved
 SCALARS = (str, int, float, bool)
 
 

@@ -50,9 +50,9 @@ def durable_sleep(task: Task) -> dict[str, str]:
 
 @registry.handler("probe", "durableWait", retry=QUICK)
 def durable_wait(task: Task) -> dict[str, object]:
-    """Waits for `warehouse.picked` with this task's `data.orderId`, for `data.timeout` seconds;
-    records each run past the wait (what "resumed once" counts)."""
-    event = task.wait_for("picked", event="warehouse.picked",
+    """Waits for `data.event` (`warehouse.picked` by default) with this task's `data.orderId`, for
+    `data.timeout` seconds; records each run past the wait (what "resumed once" counts)."""
+    event = task.wait_for("picked", event=task.data.get("event", "warehouse.picked"),
                           match={"orderId": task.data["orderId"]},
                           timeout=datetime.timedelta(seconds=task.data["timeout"]))
     task.client.collection(STEP_RUNS).add({"taskPath": task.path, "step": "resumed",

@@ -2,7 +2,7 @@
 resumes at step 3; an atomic step's effects exist once under concurrent duplicate deliveries; a
 sleep ends the invocation and the wake-up machinery resumes the task on time; waits get each
 matching event once, whatever the order of writes and triggers, lost ones included (the sweeper);
-a wait's timeout fires."""
+a wait's timeout fires; a customer sends an event from the client SDK under the generated rules."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from firetasks import send_event, sweep
 from firetasks.recovery import STALE_AFTER
 from testing import durable_probes
 from tests.emulator.test_atomic import UNTRIGGERED, deliver_concurrently
+from tests.emulator.test_rules import create
 from tests.emulator.test_sweeper import events_lost
 from tests.firestore_events import written_event
 from tests.support import drained, task_fields, wait_for_state, wait_until
@@ -78,9 +79,9 @@ def test_a_sleep_wakes_on_time(db, uid):
     assert done["steps"]["before"]["finishedAt"] < until
 
 
-def waiting_task(db, order: str, timeout: float = 600):
+def waiting_task(db, order: str, timeout: float = 600, **data: str):
     task = db.document(f"orders/{order}/tasks/ship")
-    task.set(task_fields("probe", "durableWait", {"orderId": order, "timeout": timeout},
+    task.set(task_fields("probe", "durableWait", {"orderId": order, "timeout": timeout, **data},
                          createdAt=firestore.SERVER_TIMESTAMP))
     return task
 
@@ -137,3 +138,22 @@ def test_a_wait_s_timeout_fires(db, uid):
     assert (done["attempts"], done["result"]) == (1, {"event": None})
     assert done["steps"]["picked"]["timedOut"] is True
     assert done["steps"]["picked"]["finishedAt"] >= done["steps"]["picked"]["until"]
+
+
+def test_the_owner_sends_the_approval_from_the_client_sdk_under_the_rules_and_a_stranger_cannot(
+        db, people, uid):
+    owner, stranger = people["owner"].token, people["stranger"].token
+    assert create(f"orders/{uid}", {"uid": people["owner"].uid}, owner) == 200
+    task = waiting_task(db, uid, event="order.approved")
+    path, approval = f"orders/{uid}/events/order.approved", {"name": "order.approved",
+                                                             "data": {"orderId": uid}}
+    assert create(path, approval, stranger, ("createdAt",)) == 403
+    assert create(path, approval, None, ("createdAt",)) == 403
+    assert create(f"orders/{uid}/events/other", approval, owner, ("createdAt",)) == 403  # once
+    assert create(path, {**approval, "data": {"orderId": uid, "paid": True}}, owner,
+                  ("createdAt",)) == 403  # data the handler does not allow
+    assert create(path, {**approval, "name": "order.shipped"}, owner, ("createdAt",)) == 403
+    assert create(path, approval, owner, ("createdAt",)) == 200
+    assert create(path, approval, owner, ("createdAt",)) == 409  # sent already
+    done = wait_for_state(task, ("completed",), timeout=60)
+    assert done["result"] == {"event": {"orderId": uid}}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from firetasks import HandlerRegistry, NewTask, RetryPolicy, Task
+from firetasks.client_rules import rules_function
 from firetasks.errors import StepError
 from firetasks.steps import MAX_RESULT_BYTES
 from firetasks.testing import START, MemoryQueue
@@ -264,3 +265,18 @@ def test_the_durable_guide_s_wait_example_passes() -> None:
     namespace: dict[str, Any] = {}
     exec(python_block("## Waits for events", DURABLE_GUIDE), namespace)
     namespace["test_the_wait_gets_the_warehouse_s_event"]()
+
+
+def test_client_events_are_written_into_the_rules_and_checked_when_declared() -> None:
+    registry = HandlerRegistry()
+    registry.client_event("order.approved", once=True, data="data.keys().hasOnly(['orderId'])")
+    rules = rules_function(registry, indent="")
+    assert ("function clientMaySend(eventId, event) {\n  let data = event.data;\n"
+            "  return (event.name == 'order.approved'\n       && eventId == 'order.approved'\n"
+            "       && (data.keys().hasOnly(['orderId'])));\n}") in rules
+    assert "return false;" in rules_function(HandlerRegistry())  # no client events
+    with pytest.raises(ValueError, match="declared once"):
+        registry.client_event("order.approved")
+    with pytest.raises(ValueError, match="a dotted name"):
+        registry.client_event("order approved")
+    assert HandlerRegistry.combine(registry).client_events() == registry.client_events()
