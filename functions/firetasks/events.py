@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Unpack, cast
 
@@ -200,6 +201,14 @@ def sweep_events(client: firestore.Client, store: TaskStore, collections: Sequen
     if mark:
         store.save_marks(client, EVENTS, {"events": mark})
     return delivered
+
+
+def describe_pause(pause: Mapping[str, Any]) -> str:
+    """What a paused task sleeps or waits for, in words: the dashboard's and the CLI's."""
+    waits = (f" for {pause.get('event')} matching {json.dumps(pause.get('match') or {})}"
+             if pause.get("kind") == "wait" else "")
+    return (f"{pause.get('kind')} '{pause.get('step')}'{waits} until {pause.get('until')} "
+            f"(since {pause.get('since')})")
 
 
 def _created(fields: Mapping[str, Any] | None) -> datetime.datetime:

@@ -3,12 +3,13 @@ commit their writes with their results, sleeps pause the task on the fake clock.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 from typing import Any
 
 import pytest
 
-from firetasks import HandlerRegistry, NewTask, RetryPolicy, Task
+from firetasks import HandlerRegistry, NewTask, RetryPolicy, Task, cli
 from firetasks.client_rules import rules_function
 from firetasks.errors import StepError
 from firetasks.steps import MAX_RESULT_BYTES
@@ -280,3 +281,15 @@ def test_client_events_are_written_into_the_rules_and_checked_when_declared() ->
     with pytest.raises(ValueError, match="a dotted name"):
         registry.client_event("order approved")
     assert HandlerRegistry.combine(registry).client_events() == registry.client_events()
+
+
+def test_firetasks_show_prints_the_steps_and_what_the_task_waits_for(capsys) -> None:
+    queue = wait_queue()
+    ref = queue.enqueue("orders/o-1", NewTask("shipping", "ship", {"id": "o-1"}))
+    queue.run(until=queue.clock())
+    args = argparse.Namespace(queue=queue.queue, path=ref.path, json=False)
+    assert cli.run_show(queue.client, args) == 0  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert ("paused      wait 'picked' for warehouse.picked matching {\"orderId\": \"o-1\"} "
+            "until 2030-01-03") in out
+    assert "  step picked: null 2030-01-01" in out
