@@ -8,6 +8,7 @@ from firetasks import (
     HandlerRegistry,
     TaskProcessor,
     TaskQueue,
+    event_trigger,
     limited_triggers,
     periodic_triggers,
     sweep_trigger,
@@ -23,9 +24,9 @@ options.set_global_options(region="us-central1")
 registries = [handlers.registry]
 TESTING = os.environ.get("FIRETASKS_TESTING") == "1"  # `make test` and `make bench` only
 if TESTING:
-    from testing import chaos, probes, workloads
+    from testing import chaos, durable_probes, probes, workloads
 
-    registries += [probes.registry, workloads.registry, chaos.registry]
+    registries += [probes.registry, durable_probes.registry, workloads.registry, chaos.registry]
 registry = HandlerRegistry.combine(*registries)
 
 # A handler may run up to TIMEOUT_SEC; a claim's lease lasts that long plus a margin, after which
@@ -54,6 +55,9 @@ wakeTasks = wake_trigger(
     **PROCESSING,
     retry_config=options.RetryConfig(max_attempts=5, min_backoff_seconds=10),
 )
+
+# Events for durable handlers' waits (task.wait_for): {collection}/{docId}/events/{eventId}.
+deliver_events = event_trigger(processor, name="deliver_events", **PROCESSING)
 
 # Recovery of tasks whose invocation died, or whose event or wake-up was lost.
 sweep_tasks = sweep_trigger(processor, name="sweep_tasks", timeout_sec=TIMEOUT_SEC)

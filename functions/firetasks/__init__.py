@@ -3,6 +3,7 @@
 from firetasks.config import TaskQueue
 from firetasks.enqueue import add_tasks, create_with_tasks
 from firetasks.errors import FiretasksError, InvalidTask, PermanentError, RetryAfter
+from firetasks.events import event_trigger, send_event
 from firetasks.flow import limited_triggers
 from firetasks.handler import Task
 from firetasks.limits import Rate
@@ -33,9 +34,11 @@ __all__ = [
     "TaskQueue",
     "add_tasks",
     "create_with_tasks",
+    "event_trigger",
     "limited_triggers",
     "periodic_trigger",
     "periodic_triggers",
+    "send_event",
     "sweep",
     "sweep_trigger",
     "task_trigger",

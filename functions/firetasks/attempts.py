@@ -13,7 +13,6 @@ conditionally on that version, as long as this invocation still owns the attempt
 from __future__ import annotations
 
 import datetime
-import json
 import time
 import traceback
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from firetasks.progress import Progress
 from firetasks.record import TaskRecord
 from firetasks.registry import Registration
 from firetasks.staging import StagedWrites
+from firetasks.steps import Steps, Suspended, json_result
 from firetasks.store import TaskStore
 from firetasks.task import State
 from firetasks.transitions import Ending
@@ -73,7 +73,7 @@ class Attempts:
             running = transitions.as_claimed(record, claimed)
             context = running.describe()
             progress = Progress(record.ref, claimed, self.store, self.clock)
-            task = self._task(record, claim["attempts"], progress)
+            task = self._task(record, claim["attempts"], progress, durable=True)
             spawns = StagedWrites()
             ending = self._call(record, registration, task, started, context, spawns)
             used, extra = task.attempt - claim["retryBase"], progress.final()
@@ -125,10 +125,12 @@ class Attempts:
         self._wake_if_retrying(record, fields)
 
     def _task(self, record: TaskRecord, attempt: int, reporter: Progress,
-              staged: StagedWrites | None = None) -> Task:
+              staged: StagedWrites | None = None, durable: bool = False) -> Task:
+        """The handler's Task; `durable` (claim mode): with its steps (firetasks.steps)."""
+        steps = Steps(record, attempt, reporter, self.store, self.clock) if durable else None
         return Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
                     attempt=attempt, staged=staged, after=tuple(workflow.dependency_ids(record)),
-                    read_all=self.store.read_all, reporter=reporter)
+                    read_all=self.store.read_all, reporter=reporter, durable=steps)
 
     def _call(self, record: TaskRecord, registration: Registration, task: Task,
               started: datetime.datetime, context: dict[str, Any],
@@ -143,6 +145,9 @@ class Attempts:
         try:
             result = json_result(spawned_result(task, registration.handler(task)))
             self._stage_spawns(task, effects)
+        except Suspended as pause:  # a sleep or a wait: the invocation ends, not the attempt
+            logger.info("task paused", until=pause.until.isoformat(), **context)
+            return Ending(task.attempt, started, self.clock(), pause=pause.fields)
         except Exception as exc:  # a handler's failure belongs in the task, not in the function
             logger.error("error processing task", error=repr(exc), **context)
             return _failed(Ending(task.attempt, started, started), exc, self.clock())
@@ -167,6 +172,8 @@ class Attempts:
 
     def _end(self, running: TaskRecord, registration: Registration, ending: Ending, used: int,
              extra: dict[str, Any]) -> dict[str, Any]:
+        if ending.pause is not None:
+            return transitions.suspend(running, ending, registration.retention) | extra
         return transitions.end_attempt(running, ending, registration.retry,
                                        registration.retention, used=used, extra=extra)
 
@@ -235,15 +242,6 @@ def spawned_result(task: Task, value: Any) -> Any:
             isinstance(item, NewTask) for item in returned):
         return value
     return {"spawned": [task.spawn(item).id for item in returned]}
-
-
-def json_result(value: Any) -> Any:
-    """The handler's return value, if it is JSON-able (what a task document can hold)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"handler returned a value that is not JSON-able: {exc}") from exc
-    return value
 
 
 def error_of(exc: BaseException) -> dict[str, str]:

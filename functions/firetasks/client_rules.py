@@ -15,11 +15,13 @@ from firetasks.registry import HandlerRegistry
 BEGIN = "// BEGIN firetasks client tasks"
 END = "// END firetasks client tasks"
 FUNCTION = "clientMayCreate"
+EVENT_FUNCTION = "clientMaySend"  # which events clients may send (firetasks.events)
 
 
 def rules_function(registry: HandlerRegistry, indent: str = "    ") -> str:
     """`function clientMayCreate(taskId, task)`, true for exactly the tasks clients may create,
-    between the BEGIN and END lines."""
+    and `function clientMaySend(eventId, event)`, for the events they may send, between the
+    BEGIN and END lines."""
     terms = []
     for type_, action, access in registry.client_creatable():
         term = [f"task.type == '{type_}'", f"task.action == '{action}'"]
@@ -29,11 +31,23 @@ def rules_function(registry: HandlerRegistry, indent: str = "    ") -> str:
             term.append(f"({access.data})")
         terms.append("(" + f"\n{indent}       && ".join(term) + ")")
     body = f"\n{indent}    || ".join(terms) or "false"
+    events = []
+    for event in registry.client_events():
+        term = [f"event.name == '{event.name}'"]
+        if event.once:
+            term.append(f"eventId == '{event.name}'")
+        if event.data != "true":
+            term.append(f"({event.data})")
+        events.append("(" + f"\n{indent}       && ".join(term) + ")")
     return "\n".join([
         f"{indent}{BEGIN} (`firetasks rules` writes this part; do not edit)",
         f"{indent}function {FUNCTION}(taskId, task) {{",
         f"{indent}  let data = task.data;",
         f"{indent}  return {body};",
+        f"{indent}}}",
+        f"{indent}function {EVENT_FUNCTION}(eventId, event) {{",
+        f"{indent}  let data = event.data;",
+        f"{indent}  return {f'{chr(10)}{indent}    || '.join(events) or 'false'};",
         f"{indent}}}",
         f"{indent}{END}",
     ])

@@ -55,3 +55,12 @@ class RetryAfter(FiretasksError):
     def __init__(self, seconds: float, message: str = "") -> None:
         super().__init__(message or f"retry after {seconds:g} s")
         self.seconds = seconds
+
+
+class StepError(FiretasksError, ValueError):
+    """A step, sleep or wait used wrongly: a duplicate or bad name, a result too large."""
+
+
+class AttemptLost(FiretasksError):
+    """A step's result could not be saved: the attempt no longer owns the task (its lease
+    expired and another attempt took it over, or it was deleted)."""

@@ -4,6 +4,7 @@ attempt (report progress, spawn tasks, read its dependencies' results, stage ato
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -23,6 +24,19 @@ class Reporter(Protocol):
     def report(self, fraction: float, message: str = "") -> None: ...
 
 
+class Durable(Protocol):
+    """A claimed attempt's steps and sleeps (firetasks.steps)."""
+
+    staging: StagedWrites | None  # the writes of the step that is running, if any
+
+    def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    def sleep(self, name: str, duration: datetime.timedelta) -> None: ...
+
+    def wait_for(self, name: str, event: str, match: dict[str, Any] | None,
+                 timeout: datetime.timedelta) -> dict[str, Any] | None: ...
+
+
 @dataclass(frozen=True)
 class Task:
     """What a handler receives: one attempt at one task."""
@@ -39,12 +53,37 @@ class Task:
     spawned: list[tuple[DocumentReference, NewTask]] = field(
         default_factory=list, repr=False, compare=False)
     reporter: Reporter | None = field(default=None, repr=False, compare=False)
+    durable: Durable | None = field(default=None, repr=False, compare=False)
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report how far the attempt has come (0 to 1), with a word on what it is doing: shown
         live in the dashboard, written at most every 2 s (firetasks.progress)."""
         if self.reporter is not None:
             self.reporter.report(fraction, message)
+
+    def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` run once for this task: its JSON result is saved on the task, and a later
+        attempt gets it back without running it again. Writes staged in `task.writes` while it
+        runs commit with its result (docs/guides/durable.md)."""
+        return self._durable("step").step(name, fn, *args)
+
+    def sleep(self, name: str, duration: datetime.timedelta) -> None:
+        """Pause the task for `duration` (any length) without holding an invocation: the handler
+        runs again when it is over, its steps saved, and the sleep returns."""
+        self._durable("sleep").sleep(name, duration)
+
+    def wait_for(self, name: str, *, event: str, match: dict[str, Any] | None = None,
+                 timeout: datetime.timedelta) -> dict[str, Any] | None:
+        """The data of the event named `event` (under the task's parent) whose data has the
+        fields of `match`, whether it was sent before, during or after this call; None once
+        `timeout` passed without one. The task waits without holding an invocation."""
+        return self._durable("wait_for").wait_for(name, event, match, timeout)
+
+    def _durable(self, what: str) -> Durable:
+        if self.durable is None:
+            raise TypeError(f"task.{what} is for handlers in claim mode: '{self.name}' is "
+                            "registered with atomic=True (its whole run is one step already)")
+        return self.durable
 
     def spawn(self, task: NewTask, *, after: Sequence[str] | None = None) -> DocumentReference:
         """Add a task beside this one, created in the same write as this attempt's completion:
@@ -80,10 +119,14 @@ class Task:
     @property
     def writes(self) -> StagedWrites:
         """Where an atomic handler stages its Firestore writes: committed with the task's outcome,
-        exactly once (firetasks.staging)."""
+        exactly once (firetasks.staging); inside a step (`task.step`), the step's writes,
+        committed with its result."""
+        if self.durable is not None and self.durable.staging is not None:
+            return self.durable.staging
         if self.staged is None:
-            raise TypeError(f"task.writes is for atomic handlers: register '{self.name}' with "
-                            "atomic=True, or write through task.client")
+            raise TypeError(f"task.writes is for atomic handlers and steps: register "
+                            f"'{self.name}' with atomic=True, stage them inside task.step(), or "
+                            "write through task.client")
         return self.staged
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from firetasks.config import TaskQueue
+from firetasks.events import EVENTS
 from firetasks.key_slots import SLOT_GROUP
 from firetasks.retention import EXPIRE_AT
 
@@ -42,7 +43,7 @@ COMPOSITE = [  # (scope, fields and their orders)
 SINGLE_FIELD = {"state": [ASC], "type": [ASC], "action": [ASC], "createdAt": [ASC, DESC],
                 "finishedAt": [ASC, DESC]}  # finishedAt: the charts (firetasks.charts)
 # Never queried: free-form and often large, or (queuedAt, firetasks.limits) a sequential timestamp
-NOT_INDEXED = ["data", "result", "error", "history", "queuedAt"]
+NOT_INDEXED = ["data", "result", "error", "history", "queuedAt", "steps"]
 SEARCH_WITH = ("state",)
 """The equality filters a search by a data field combines with (parent, collection, since and
 until too): search_indexes has an index for each, newest first; no other (firetasks.filters)."""
@@ -84,13 +85,16 @@ def index_config(queue: TaskQueue) -> dict[str, list[dict[str, Any]]]:
     overrides.append({"collectionGroup": SLOT_GROUP, "fieldPath": "until",  # the sweeper's
                       "indexes": [{"order": ASC, "queryScope": scope}   # reclaim (key_slots)
                                   for scope in (COLLECTION, GROUP)]})
+    overrides.append({"collectionGroup": EVENTS, "fieldPath": "createdAt",  # the sweeper's
+                      "indexes": [{"order": ASC, "queryScope": scope}   # events (firetasks.events)
+                                  for scope in (COLLECTION, GROUP)]})
     return {"indexes": indexes, "fieldOverrides": overrides}
 
 
 def merged(existing: dict[str, Any], queue: TaskQueue) -> dict[str, Any]:
     """An indexes file with the queue's collections' entries replaced by index_config's, and
     everyone else's kept."""
-    ours = {*queue.collections, SLOT_GROUP}
+    ours = {*queue.collections, SLOT_GROUP, EVENTS}
     config = index_config(queue)
     return existing | {
         key: [entry for entry in existing.get(key, []) if entry["collectionGroup"] not in ours]

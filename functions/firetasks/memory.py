@@ -22,7 +22,6 @@ from firetasks.memory_client import MemoryClient
 from firetasks.memory_faults import FaultPlan
 from firetasks.memory_writes import applied, array_contains, batch_applied
 from firetasks.record import TaskRecord
-from firetasks.staging import StagedWrites
 from firetasks.store import FirestoreStore, new_refs
 from firetasks.task import LIMIT_KEY, WAIT_RANK, WAKE_STATES
 

@@ -19,7 +19,7 @@ from firebase_functions import firestore_fn, logger
 from firebase_functions.core import Change
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
-from firetasks import db, transitions, workflow
+from firetasks import db, events, transitions, workflow
 from firetasks.attempts import Attempts
 from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
@@ -161,6 +161,8 @@ class TaskProcessor:
             self._write(record, fields | stamp)
         elif decision.do == Do.UNHANDLED:
             logger.info("skip processing task, no handler exists", **context)
+        elif decision.do == Do.NOT_DUE and events.deliver_waiting(record, self.store):
+            logger.info("wait delivered an event found after it was registered", **context)
         elif decision.do == Do.NOT_DUE and decision.run_at is not None:
             logger.info("task not due yet", runAt=decision.run_at.isoformat(), **context)
             self.waker.wake_at(record.ref, decision.run_at)

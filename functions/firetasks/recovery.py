@@ -35,7 +35,7 @@ import flask
 from firebase_functions import logger, scheduler_fn
 from google.cloud import firestore
 
-from firetasks import db
+from firetasks import db, events
 from firetasks.clock import utc_now
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
@@ -59,6 +59,7 @@ class SweepReport:
     rewoken: int = 0  # tasks sent a wake-up
     read: int = 0  # task documents read
     settled: int = 0  # waiting tasks released or ended (firetasks.workflow)
+    delivered: int = 0  # events delivered to waits whose trigger event was lost (firetasks.events)
     reclaimed: int = 0  # slots of keys whose holder's lease passed, freed (firetasks.key_slots)
     finished: bool = True  # False: the budget ran out, the next sweep goes on
 
@@ -97,9 +98,11 @@ def sweep(
         moved = {name: mark for name, mark in moved.items() if mark != marks.get(name)}
         if moved:
             store.save_marks(client, collection, moved)
+    report.delivered = events.sweep_events(client, store, list(processor.queue.collections),
+                                           stale, lambda: time.monotonic() < deadline)
     logger.info("sweep done", expired=report.expired, rewoken=report.rewoken,
-                settled=report.settled, reclaimed=report.reclaimed, read=report.read,
-                finished=report.finished)
+                settled=report.settled, delivered=report.delivered, reclaimed=report.reclaimed,
+                read=report.read, finished=report.finished)
     return report
 
 

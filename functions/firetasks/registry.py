@@ -15,6 +15,8 @@ from firetasks.retry import DEFAULT_RETRY, RetryPolicy
 from firetasks.schedule import Schedule
 from firetasks.task import ACTION_PATTERN, TYPE_PATTERN, handler_name
 
+EVENT_NAME = ACTION_PATTERN  # an event's name: dotted names, `order.approved`
+
 Handler = Callable[[Task], Any]
 H = TypeVar("H", bound=Handler)
 """A decorated handler keeps its own type (`-> dict[str, Any]`, say): the decorators return it."""
@@ -33,6 +35,18 @@ class ClientAccess:
     data: str = "true"
     """A security-rules expression the task's `data` must satisfy, e.g.
     `data.keys().hasOnly(['orderId'])`."""
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """Lets client SDKs send the event `name` under a parent they own (`{parent}/events/{id}`), for
+    a durable handler's `task.wait_for`, under the rules `firetasks rules` writes."""
+
+    name: str
+    once: bool = False
+    """The event's id must be its name, so a parent gets it at most once from a client."""
+    data: str = "true"
+    """A security-rules expression the event's `data` must satisfy."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +85,7 @@ class HandlerRegistry:
 
     def __init__(self) -> None:
         self._registrations: dict[tuple[str, str], Registration] = {}
+        self._client_events: dict[str, ClientEvent] = {}
 
     def handler(
         self,
@@ -176,7 +191,24 @@ class HandlerRegistry:
                 if (type, action) in combined._registrations:
                     raise ValueError(f"a handler for '{type}.{action}' is already registered")
                 combined._registrations[type, action] = registration
+            for event in registry.client_events():
+                combined.client_event(event.name, once=event.once, data=event.data)
         return combined
+
+    def client_event(self, name: str, *, once: bool = False, data: str = "true") -> None:
+        """Let client SDKs send the event `name` under a parent they own (firetasks.events):
+        `once`, at most once per parent; `data`, a rules expression its data must satisfy."""
+        if not EVENT_NAME.fullmatch(name) or name in self._client_events:
+            raise ValueError(f"client event {name!r}: a dotted name like 'order.approved', "
+                             "declared once")
+        unbalanced = unbalanced_expression(data)
+        if unbalanced:
+            raise ValueError(f"client event {name!r}: the rules expression {data!r} {unbalanced}")
+        self._client_events[name] = ClientEvent(name, once, data)
+
+    def client_events(self) -> list[ClientEvent]:
+        """The events client SDKs may send, by name."""
+        return [self._client_events[name] for name in sorted(self._client_events)]
 
     def lookup(self, type: str, action: str) -> Registration | None:
         return self._registrations.get((type, action))

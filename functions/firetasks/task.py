@@ -82,6 +82,7 @@ MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "leaseId", "result", "error", "history", "spawnedBy", "expireAt", "progress",
     "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "shareKey",
+    "steps", "suspended",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
 PAUSED_FOR = "pausedFor"  # on a task held by a pause: its handler's name or `limitKey` (pauses)
@@ -92,6 +93,7 @@ MAX_PRIORITY = 9  # `priority`: 0 (the default) to 9, the highest
 PRIORITY_STEP = 600.0
 WAIT_RANK = "waitRank"
 SHARE_KEY = "shareKey"  # a waiting task of a handler whose limits its key's values share
+PAUSE = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields

@@ -31,7 +31,7 @@ from typing import Any
 
 from google.cloud.firestore import DocumentReference
 
-from firetasks import operations, periodic, recovery
+from firetasks import events, operations, periodic, recovery
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
 from firetasks.enqueue import add_tasks
@@ -155,6 +155,12 @@ class MemoryQueue:
         return add_tasks(self.store.client.document(parent), tasks, collection=collection,
                          store=self.store, queue=self.queue, clock=self.clock)
 
+    def send_event(self, parent: str, name: str, data: Mapping[str, Any] | None = None, *,
+                   id: str | None = None) -> DocumentReference:
+        """Send the event `name` under the document at `parent`, as `send_event` does: the next
+        `run()` delivers it to the waits that match it (firetasks.events)."""
+        return events.send_event(self.store.client.document(parent), name, data, id=id)
+
     def write(self, path: str, fields: Mapping[str, Any]) -> DocumentReference:
         """Write a document as a client SDK would, with the fields given (a trigger event)."""
         self.store.put(path, fields)
@@ -194,6 +200,8 @@ class MemoryQueue:
         if record is not None and self.triggers.runs(path):
             self.delivered.append((record, before))
             self.processor.handle(record, before)
+        elif record is not None and events.is_event(path):
+            events.on_event(record.ref, record.fields, self.queue.collections, self.store)
         return record
 
     @kit_logging

@@ -24,6 +24,7 @@ from firetasks.retry import RetryPolicy
 from firetasks.task import (
     FINAL_STATES,
     LIMIT_KEY,
+    PAUSE,
     PAUSED_FOR,
     SHARE_KEY,
     WAIT_RANK,
@@ -37,18 +38,21 @@ from firetasks.task import (
 # after: released to `scheduled`, or ended by their failure policy, and brought back to `waiting`
 # when an operator retries the dependency that failed them); the processor claims them (`running`)
 # and ends each attempt; operators cancel waiting or running tasks and retry finished ones. An
-# atomic handler's attempt is never claimed: it ends straight from `scheduled` or `retrying`.
+# atomic handler's attempt is never claimed: it ends straight from `scheduled` or `retrying`. A
+# durable handler's attempt that sleeps goes back from `running` to `scheduled` (`suspend`).
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.WAITING: frozenset({State.SCHEDULED, State.FAILED, State.CANCELLED}),
     State.SCHEDULED: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
                                 State.CANCELLED}),
     State.RETRYING: frozenset({State.RUNNING, State.COMPLETED, State.RETRYING, State.FAILED,
                                State.CANCELLED}),
-    State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED}),
+    State.RUNNING: frozenset({State.COMPLETED, State.RETRYING, State.FAILED, State.CANCELLED,
+                              State.SCHEDULED}),
     State.COMPLETED: frozenset({State.SCHEDULED, State.WAITING}),
     State.FAILED: frozenset({State.SCHEDULED, State.WAITING}),
     State.CANCELLED: frozenset({State.SCHEDULED, State.WAITING}),
 }
+RUNNING = frozenset({State.RUNNING})
 CANCELLABLE = frozenset({State.WAITING, State.SCHEDULED, State.RETRYING, State.RUNNING})
 WAITING = frozenset({State.WAITING})
 ENDED_BY_DEPENDENCY = frozenset({State.FAILED, State.CANCELLED})
@@ -80,14 +84,16 @@ def _ended(state: State, **fields: Any) -> dict[str, Any]:
 def claim(record: TaskRecord, started: datetime.datetime,
           lease: datetime.timedelta) -> dict[str, Any]:
     """A due task's claim: `running`, one more attempt, a lease. Moving a task to `scheduled`
-    starts a fresh attempt budget; `retrying` continues it. The lease's random id tells this
-    claim from another's (firetasks.conditional.landed: a claim whose answer was lost)."""
+    starts a fresh attempt budget; `retrying` continues it, and so does a suspended one
+    (`suspend`). The lease's random id tells this claim from another's
+    (firetasks.conditional.landed: a claim whose answer was lost)."""
     check(record.state, State.RUNNING)
     attempt = record.attempts + 1
     return {
         "state": State.RUNNING.value,
         "attempts": attempt,
-        "retryBase": record.retry_base if record.state == State.RETRYING else attempt - 1,
+        "retryBase": record.retry_base if record.state == State.RETRYING or PAUSE in record.fields
+        else attempt - 1,
         "startedAt": firestore.SERVER_TIMESTAMP,
         "updatedAt": firestore.SERVER_TIMESTAMP,
         "leaseExpiresAt": started + lease,
@@ -102,6 +108,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "error": firestore.DELETE_FIELD,
         "progress": firestore.DELETE_FIELD,
         "expireAt": firestore.DELETE_FIELD,
+        PAUSE: firestore.DELETE_FIELD,
     }
 
 
@@ -124,6 +131,7 @@ class Ending:
     traceback: str | None = None
     permanent: bool = False
     delay: float | None = None
+    pause: Mapping[str, Any] | None = None  # a sleep's fields: the attempt did not end (suspend)
 
 
 def end_attempt(
@@ -170,6 +178,29 @@ def atomic_commit(
         record, ending, retry, retention, used=started["attempts"] - started["retryBase"],
         extra=extra)
     return fields
+
+
+def suspend(record: TaskRecord, ending: Ending, retention: RetentionPolicy) -> dict[str, Any]:
+    """A running durable handler that sleeps (firetasks.steps): `scheduled` again, due when the
+    sleep ends, with the pause's fields (`suspended`: what it sleeps for). It was not an attempt:
+    the count goes back. A cancel requested meanwhile ends it `cancelled` instead."""
+    pause = dict(ending.pause or {})
+    if record.cancel_requested:
+        check(record.state, State.CANCELLED, RUNNING)
+        return retained(_ended(State.CANCELLED, cancelRequested=firestore.DELETE_FIELD,
+                               attempts=ending.attempt - 1), retention, ending.finished)
+    check(record.state, State.SCHEDULED, RUNNING)
+    return pause | {"state": State.SCHEDULED.value, "attempts": ending.attempt - 1,
+                    "runAt": pause[PAUSE]["until"], "updatedAt": firestore.SERVER_TIMESTAMP,
+                    "leaseExpiresAt": firestore.DELETE_FIELD, "expireAt": firestore.DELETE_FIELD}
+
+
+def resume(record: TaskRecord, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A task paused on a wait (firetasks.events) is delivered its event, or an operator ends the
+    wait: `fields` (the wait's step) are saved and the task is due now; it stays `scheduled`."""
+    if record.state != State.SCHEDULED or not isinstance(record.fields.get(PAUSE), dict):
+        raise IllegalTransition(f"a {record.state} task that does not wait cannot be resumed")
+    return {**fields, "runAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP}
 
 
 def expire(record: TaskRecord, now: datetime.datetime, retry: RetryPolicy,

@@ -15,6 +15,8 @@ from firetasks import ClientAccess, HandlerRegistry, PermanentError, RetentionPo
 from shop.orders import ORDERS
 
 registry = HandlerRegistry()
+# The order's owner approves it from the browser, once: for a durable handler's wait_for.
+registry.client_event("order.approved", once=True, data="data.keys().hasOnly(['orderId'])")
 
 MAIL_COLLECTION = "mail"  # watched by the "Trigger Email from Firestore" extension
 REPORTS = "reports"  # the daily reports: reports/daily-{YYYY-MM-DD}

@@ -35,6 +35,10 @@ def failed_attempt(**options: Any) -> Ending:
     return Ending(1, NOW, NOW, error={"type": "Boom", "message": "no"}, **options)
 
 
+LATER = NOW + datetime.timedelta(hours=6)
+PAUSED = Ending(2, NOW, NOW, pause={"suspended": {"step": "nap", "kind": "sleep", "until": LATER}})
+
+
 # Each move, and the states it may start from (the rest must refuse it).
 MOVES: dict[str, tuple[Callable[[TaskRecord], dict[str, Any]], set[str]]] = {
     "claim": (lambda r: transitions.claim(r, NOW, datetime.timedelta(minutes=1)),
@@ -65,6 +69,14 @@ MOVES: dict[str, tuple[Callable[[TaskRecord], dict[str, Any]], set[str]]] = {
                          {"scheduled", "retrying"}),
     "resume a held task": (lambda r: transitions.resume_held(
         record(str(r.state), pausedFor="order.send")), {"scheduled", "retrying"}),
+    "suspend (a sleep)": (lambda r: transitions.suspend(r, PAUSED, DEFAULT_RETENTION),
+                          {"running"}),
+    "resume a wait": (lambda r: transitions.resume(
+        record(r.fields["state"], suspended=PAUSED.pause["suspended"]), {"steps": {}}),
+        {"scheduled"}),
+    "suspend, cancel requested": (
+        lambda r: transitions.suspend(record(r.fields["state"], cancelRequested=True), PAUSED,
+                                      DEFAULT_RETENTION), {"running"}),
 }
 CASES = [(move, state) for move in MOVES for state in [s.value for s in State]]
 
@@ -129,6 +141,17 @@ def test_a_cancel_request_ends_a_failed_attempt_cancelled_and_its_history_says_s
     completed = transitions.end_attempt(requested, Ending(1, NOW, NOW, result=1), RETRY,
                                         DEFAULT_RETENTION, used=1)
     assert completed["state"] == "completed"  # an attempt that completed stays completed
+
+
+def test_a_sleep_is_not_an_attempt_and_keeps_the_attempt_budget() -> None:
+    fields = transitions.suspend(record("running", attempts=2, retryBase=1), PAUSED,
+                                 DEFAULT_RETENTION)
+    assert (fields["state"], fields["attempts"], fields["runAt"]) == ("scheduled", 1, LATER)
+    assert fields["suspended"]["step"] == "nap"
+    paused = record("scheduled", attempts=1, retryBase=1, suspended=fields["suspended"])
+    claim = transitions.claim(paused, LATER, datetime.timedelta(minutes=1))
+    assert (claim["attempts"], claim["retryBase"]) == (2, 1)
+    assert claim["suspended"] is firestore.DELETE_FIELD
 
 
 def test_a_release_keeps_a_later_run_at_of_the_task_s_own() -> None:

@@ -535,7 +535,7 @@ async function loadTask(path) {
   const facts = [["type.action", `${fields.type}.${fields.action}`], ["state", fields.state],
     ["attempts", fields.attempts ?? 0], ["created", when(fields.createdAt)],
     ["started", when(fields.startedAt)], ["finished", when(fields.finishedAt)],
-    ["run at", when(fields.runAt)],
+    ["run at", when(fields.runAt)], ["paused", pauseText(fields.suspended)],
     ["error", fields.error ? `${fields.error.type}: ${fields.error.message}` : ""]];
   $("#detail-fields").replaceChildren(...facts.flatMap(([name, value]) => {
     const dd = el("dd");
@@ -557,6 +557,7 @@ async function loadTask(path) {
   }));
   $("#detail-data").textContent = JSON.stringify(fields.data, null, 2);
   $("#detail-result").textContent = fields.result === undefined ? "" : JSON.stringify(fields.result, null, 2);
+  $("#detail-steps").textContent = fields.steps ? JSON.stringify(fields.steps, null, 2) : "";
   show($("#retry"), ["failed", "cancelled", "completed"].includes(fields.state));
   show($("#cancel"), ACTIVE.includes(fields.state));
   show($("#pause-handler"), !task.paused);
@@ -705,3 +706,10 @@ async function main() {
 }
 
 main();
+
+// What a durable task sleeps or waits for (its `suspended`: firetasks.events.describe_pause).
+function pauseText(pause) {
+  if (!pause) return "";
+  const waits = pause.kind === "wait" ? ` for ${pause.event} matching ${JSON.stringify(pause.match || {})}` : "";
+  return `${pause.kind} '${pause.step}'${waits} until ${when(pause.until)} (since ${when(pause.since)})`;
+}
