@@ -34,6 +34,7 @@ from google.cloud.firestore import DocumentReference
 from firetasks import events, operations, periodic, recovery
 from firetasks.audit import Actor
 from firetasks.config import TaskQueue
+from firetasks.debounce import DEBOUNCE_UNTIL
 from firetasks.enqueue import add_tasks
 from firetasks.errors import TaskNotFound
 from firetasks.handler import Task
@@ -211,9 +212,11 @@ class MemoryQueue:
         self.processor.handle(*self.delivered[delivered])
 
     def _moved(self, ref: DocumentReference) -> bool:
-        """A wake-up of a task whose `runAt` moved later (a debounced one's) is delivered again
-        then: a deployed wake function waits (up to WAIT_LIMIT) while other writes may come."""
-        run_at = getattr(self.store.read(ref), "run_at", None)
+        """A wake-up of a debounced task whose `runAt` moved later is delivered again then: a
+        deployed wake function waits (up to WAIT_LIMIT) while other enqueues may come. Any other
+        early wake-up runs the task, the processor's wait moving the clock (`sleep`)."""
+        record = self.store.read(ref)
+        run_at = record.run_at if record is not None and DEBOUNCE_UNTIL in record.fields else None
         if run_at is None or not 0 < (run_at - self.clock.now).total_seconds() <= WAIT_LIMIT:
             return False
         self.waker.wake_at(ref, run_at)
