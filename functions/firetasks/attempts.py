@@ -73,7 +73,7 @@ class Attempts:
             running = transitions.as_claimed(record, claimed)
             context = running.describe()
             progress = Progress(record.ref, claimed, self.store, self.clock)
-            task = self._task(record, claim["attempts"], progress, durable=True)
+            task = self._task(record, claim["attempts"], progress, began=began)
             spawns = StagedWrites()
             ending = self._call(record, registration, task, started, context, spawns)
             used, extra = task.attempt - claim["retryBase"], progress.final()
@@ -125,9 +125,12 @@ class Attempts:
         self._wake_if_retrying(record, fields)
 
     def _task(self, record: TaskRecord, attempt: int, reporter: Progress,
-              staged: StagedWrites | None = None, durable: bool = False) -> Task:
-        """The handler's Task; `durable` (claim mode): with its steps (firetasks.steps)."""
-        steps = Steps(record, attempt, reporter, self.store, self.clock) if durable else None
+              staged: StagedWrites | None = None, began: float | None = None) -> Task:
+        """The handler's Task; in claim mode (the invocation `began`, by the monotonic clock),
+        with its steps (firetasks.steps)."""
+        steps = None if began is None else Steps(
+            record, attempt, reporter, self.store, self.clock,
+            deadline=began + self.queue.timeout_sec)
         return Task(ref=record.ref, type=record.type, action=record.action, data=record.data,
                     attempt=attempt, staged=staged, after=tuple(workflow.dependency_ids(record)),
                     read_all=self.store.read_all, reporter=reporter, durable=steps)

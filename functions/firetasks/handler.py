@@ -31,6 +31,8 @@ class Durable(Protocol):
 
     def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any: ...
 
+    def time_left(self) -> float: ...
+
     def sleep(self, name: str, duration: datetime.timedelta) -> None: ...
 
     def wait_for(self, name: str, event: str, match: dict[str, Any] | None,
@@ -78,6 +80,12 @@ class Task:
         fields of `match`, whether it was sent before, during or after this call; None once
         `timeout` passed without one. The task waits without holding an invocation."""
         return self._durable("wait_for").wait_for(name, event, match, timeout)
+
+    def time_left(self) -> float:
+        """Seconds left before the function's timeout ends this invocation. A step that would
+        start with less than a minute (a quarter of the timeout, if shorter) left continues in a
+        new invocation instead, its saved steps kept: a long job is not capped by the timeout."""
+        return self._durable("time_left").time_left()
 
     def _durable(self, what: str) -> Durable:
         if self.durable is None:

@@ -15,7 +15,8 @@ writes nothing (the step runs again), one after it never runs the step again.
 A sleep ends the invocation (Suspended, a BaseException, so a handler's `except Exception` does not
 swallow it): the attempt's end writes `scheduled` again, due at the sleep's end, and gives back the
 attempt (transitions.suspend); the wake-up machinery (firetasks.wakeup) runs it then, and the sleep,
-whose end is saved as its step, returns.
+whose end is saved as its step, returns. A step that would start too close to the function's timeout
+pauses the same way, due at once: the handler continues in a new invocation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -39,6 +41,7 @@ STEP_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 MAX_RESULT_BYTES = 100 * 1024  # one step's saved result
 MAX_STEPS_BYTES = 500 * 1024  # all steps of a task: the task stays under Firestore's 1 MiB
 SAVE_TRIES = 5  # re-reads of a task that changed (a cancel request) before a result is dropped
+CONTINUE_MARGIN = 60.0  # seconds (at most a quarter of the timeout): a step starts with more left
 
 
 class Suspended(BaseException):
@@ -64,7 +67,7 @@ class Steps:
     """The steps of one claimed attempt: those saved by earlier attempts, those run by this one."""
 
     def __init__(self, record: TaskRecord, attempt: int, progress: Progress, store: TaskStore,
-                 clock: Clock) -> None:
+                 clock: Clock, deadline: float) -> None:
         saved = record.fields.get("steps")
         self.saved: dict[str, Any] = dict(saved) if isinstance(saved, dict) else {}
         self.ref = record.ref
@@ -74,6 +77,12 @@ class Steps:
         self.clock = clock
         self.seen: set[str] = set()
         self.staging: StagedWrites | None = None  # an open step's writes (task.writes)
+        self.deadline = deadline  # the function's timeout, by time.monotonic()
+        self.margin = min(CONTINUE_MARGIN, (deadline - time.monotonic()) / 4)
+
+    def time_left(self) -> float:
+        """Seconds until the function's timeout ends this invocation."""
+        return max(0.0, self.deadline - time.monotonic())
 
     def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)`'s result: the saved one, if an earlier attempt ran the step; else run it
@@ -82,6 +91,9 @@ class Steps:
         if "finishedAt" in entry:
             return entry.get("result")
         started = self.clock()
+        if self.time_left() < self.margin:  # continue in a new invocation, before the timeout
+            raise Suspended(name, started, {PAUSE: {"step": name, "kind": "continue",
+                                                    "until": started, "since": started}})
         self.staging = StagedWrites()
         try:
             result = json_result(fn(*args), f"step {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 from typing import Any
 
 import pytest
@@ -293,3 +294,19 @@ def test_firetasks_show_prints_the_steps_and_what_the_task_waits_for(capsys) -> 
     assert ("paused      wait 'picked' for warehouse.picked matching {\"orderId\": \"o-1\"} "
             "until 2030-01-03") in out
     assert "  step picked: null 2030-01-01" in out
+
+
+def test_a_step_that_would_start_too_close_to_the_timeout_continues_in_a_new_invocation(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from firetasks import steps
+
+    caplog.set_level(logging.INFO, logger="firetasks")
+    left = iter([1000.0, 1000.0, 0.0])  # the third step finds the timeout near
+    monkeypatch.setattr(steps.Steps, "time_left", lambda self: next(left, 1000.0))
+    queue, runs = durable_queue()
+    ref = queue.enqueue("orders/o-1", NewTask("order", "ship", {}))
+    queue.run(until=queue.clock())
+    done = queue.get(ref)
+    assert (done.state, done.attempts, len(done.history)) == ("completed", 1, 1)
+    assert runs == [("reserve", 1), ("charge", 1), ("pick", 1), ("label", 1)]
+    assert sum("task paused" in record.getMessage() for record in caplog.records) == 1
