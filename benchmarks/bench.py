@@ -80,9 +80,22 @@ LIMITED = [
 ]
 
 
-def measure_limited(db: firestore.Client, meter: Meter) -> list[dict]:
+# The durable scenario: what steps and a sleep add to a claim-mode task (firetasks.steps).
+DURABLE = [
+    (Scenario("no steps", 300, 30, "noop", "no-op handler"),
+     System("claim", "tasks", "bench", "firetasks")),
+    (Scenario("3 steps", 300, 30, "steps", "three steps of no work"),
+     System("durable", "tasks", "benchDurable", "firetasks")),
+    (Scenario("1 sleep", 300, 30, "sleep", "one sleep of 1 s"),
+     System("durable", "tasks", "benchDurable", "firetasks")),
+]
+
+
+def measure_rows(db: firestore.Client, meter: Meter,
+                 rows: list[tuple[Scenario, System]]) -> list[dict]:
+    """The limited or durable scenario: each row's figures, firetasks only."""
     return [{"limit": scenario.name, "action": scenario.action}
-            | measure(db, meter, scenario, system) for scenario, system in LIMITED]
+            | measure(db, meter, scenario, system) for scenario, system in rows]
 
 
 WORKFLOW_ORDERS = 200
@@ -137,7 +150,8 @@ def run_scenario(db: firestore.Client, meter: Meter, scenario: Scenario,
 
 def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, "workflow", "limited", []],
+    parser.add_argument("scenarios", nargs="*",
+                        choices=[*SCENARIOS, "workflow", "limited", "durable", []],
                         help=f"default: {' '.join(DEFAULT)}")
     parser.add_argument("--out", type=Path, help="JSON file (default: results/<commit>.json)")
     parser.add_argument("--repeat", type=int,
@@ -162,7 +176,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     for system in SYSTEMS:  # start the functions' workers before timing anything
         measure(db, meter, warmup, system)
     report: dict = {"commit": commit(ROOT), "at": at(), "machine": machine(ROOT),
-                    "scenarios": {}, "results": {}, "runs": {}, "workflow": [], "limited": []}
+                    "scenarios": {}, "results": {}, "runs": {}, "workflow": [], "limited": [],
+                    "durable": []}
     out = args.out or RESULTS / f"{report['commit']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.scenarios or DEFAULT:
@@ -170,8 +185,9 @@ def main(argv: Iterable[str] | None = None) -> None:
         repeat = args.repeat or scenario.repeat
         for repetition in range(repeat):
             print(f"{name}: run {repetition + 1} of {repeat}: {scenario.about or name}")
-            if name == "limited":
-                report["limited"].append(measure_limited(db, meter))
+            if name in ("limited", "durable"):
+                report[name].append(
+                    measure_rows(db, meter, LIMITED if name == "limited" else DURABLE))
             elif name == "workflow":
                 report["workflow"].append(measure_workflow(db, meter))
             else:
@@ -186,8 +202,9 @@ def main(argv: Iterable[str] | None = None) -> None:
             f"{figure} {statistics.median(run[figure] for run in report['workflow'])}"
             for figure in ["seconds", "invocations_per_task", "reads_per_task",
                            "writes_per_task"]))
-    for run in report["limited"]:
-        print("\nlimited: " + "; ".join(
+    rows = [(kind, run) for kind in ("limited", "durable") for run in report[kind]]
+    for kind, run in rows:
+        print(f"\n{kind}: " + "; ".join(
             f"{row['action']} {row['limit']}: {row['throughput']}/s, invocations "
             f"{row['invocations_per_task']}, reads {row['reads_per_task']}, writes "
             f"{row['writes_per_task']} per task" for row in run))

@@ -84,3 +84,19 @@ for action, limits in LIMITED.items():
                       lease=datetime.timedelta(seconds=30))  # < the timeout: hands over
 registry.register("benchPerKey", "work", committing_itself(work), retry=RETRY["work"],
                   limits=Limits(concurrency=1, key=lambda task: task.ref.parent.parent.id))
+
+# The durable scenario's handlers (firetasks.steps), claim mode: `steps` saves three steps of no
+# work, `sleep` sleeps one second once (a wake-up and an invocation more).
+def three_steps(task: Task) -> None:
+    handler_started(task.path)
+    for name in ("one", "two", "three"):
+        task.step(name, lambda: None)
+
+
+def one_sleep(task: Task) -> None:
+    handler_started(task.path)
+    task.sleep("nap", datetime.timedelta(seconds=1))
+
+
+registry.register("benchDurable", "steps", three_steps)
+registry.register("benchDurable", "sleep", one_sleep)
