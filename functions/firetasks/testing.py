@@ -31,8 +31,7 @@ from typing import Any
 
 from google.cloud.firestore import DocumentReference
 
-from firetasks import events, operations, periodic, recovery
-from firetasks.audit import Actor
+from firetasks import events
 from firetasks.config import TaskQueue
 from firetasks.debounce import DEBOUNCE_UNTIL
 from firetasks.enqueue import add_tasks
@@ -42,10 +41,10 @@ from firetasks.memory import START, FakeClock, MemoryStore
 from firetasks.memory_client import MemoryClient
 from firetasks.memory_faults import Crash
 from firetasks.memory_kit import Triggers, UntriggeredTask, UntriggeredTaskWarning, kit_logging
+from firetasks.memory_operators import OperatorVerbs
 from firetasks.new_task import NewTask
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
-from firetasks.recovery import SweepReport
 from firetasks.registry import Handler, HandlerRegistry
 from firetasks.task import DEFAULT_COLLECTIONS, split_handler_name
 from firetasks.wakeup import WAIT_LIMIT, HorizonWaker
@@ -53,7 +52,6 @@ from firetasks.wakeup import WAIT_LIMIT, HorizonWaker
 __all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "UntriggeredTask",
            "UntriggeredTaskWarning"]
 MAX_STEPS = 10_000  # events and wake-ups in one run(): beyond, a task loops
-KIT = Actor(uid="memory-queue", email="kit@firetasks.test", via="kit")  # who prunes in the kit
 
 
 @contextlib.contextmanager
@@ -94,7 +92,7 @@ class RecordingDispatcher:
         return True
 
 
-class MemoryQueue:
+class MemoryQueue(OperatorVerbs):
     """A TaskQueue run inline: the real processor over a MemoryStore, on a fake clock.
 
     `MemoryQueue(queue)` takes the app's TaskQueue (its registry, collections and timeout), or
@@ -104,6 +102,8 @@ class MemoryQueue:
     fake clock's first time (START, 2030-01-01 UTC, by default). `raise_errors`: `run()` raises a
     handler's exception once the attempt's outcome is written (Celery's task_eager_propagates).
     """
+
+    waker: RecordingWaker  # the kit's: wake-ups it holds until run() reaches their time
 
     def __init__(
         self, queue: TaskQueue | HandlerRegistry, *, collections: tuple[str, ...] | None = None,
@@ -265,61 +265,3 @@ class MemoryQueue:
                  if path.split("/")[-2] in self.queue.collections]
         return [record for record in found if wanted is None or record.state in wanted]
 
-    @kit_logging
-    def retry(self, ref: DocumentReference | str, **options: Any) -> dict[str, Any]:
-        """What an operator's Retry does (firetasks.operations.retry); a ref or a path."""
-        return operations.retry(self._ref(ref), store=self.store, **options)
-
-    @kit_logging
-    def cancel(self, ref: DocumentReference | str, **options: Any) -> dict[str, Any]:
-        """What an operator's Cancel does (firetasks.operations.cancel); a ref or a path."""
-        return operations.cancel(self._ref(ref), store=self.store, queue=self.queue,
-                                 now=self.clock(), **options)
-
-    def _ref(self, ref: DocumentReference | str) -> DocumentReference:
-        return self.store.client.document(ref if isinstance(ref, str) else ref.path)
-
-    @kit_logging
-    def pause(self, handler: str, *, key: str | None = None,
-              actor: Actor = KIT) -> dict[str, Any]:
-        """What an operator's Pause does (firetasks.operations.pause); in the kit it applies at
-        once (a deployment's instances see it within pauses.CACHE_SECONDS)."""
-        done = operations.pause(self.store.client, self.queue, handler, key=key, actor=actor)
-        self.processor.flow.pauses.forget()
-        return done
-
-    @kit_logging
-    def resume(self, handler: str, *, key: str | None = None,
-               actor: Actor = KIT) -> dict[str, Any]:
-        """What an operator's Resume does (firetasks.operations.resume): the held tasks start at
-        the next `run()`, oldest first."""
-        return operations.resume(self.store.client, self.queue, handler, key=key, actor=actor,
-                                 store=self.store,
-                                 wake=lambda ref: self.waker.wake_at(ref, self.clock()))
-
-    @kit_logging
-    def tick(self, type: str, action: str) -> DocumentReference | None:
-        """What a periodic handler's scheduled function does at the clock's time
-        (firetasks.periodic.tick): the task of its latest firing, None if that exists already."""
-        return periodic.tick(self.store.client, self.queue, type, action, self.clock(),
-                             store=self.store)
-
-    @kit_logging
-    def sweep(self) -> SweepReport:
-        """What the scheduled sweeper does at the clock's time (firetasks.recovery.sweep):
-        expired leases ended, lost events and wake-ups made up for. The kit holds no key slots
-        (its dispatcher runs one task at a time), so none are reclaimed."""
-        return recovery.sweep(self.processor, self.store.client, now=self.clock(),
-                              reclaim=False)
-
-    @kit_logging
-    def prune(self, *, older_than: datetime.timedelta | None = None,
-              dry_run: bool = False) -> operations.PruneReport:
-        """What `firetasks prune` does at the clock's time (firetasks.operations.prune): delete
-        the finished tasks that expired (or finished longer ago than `older_than`)."""
-        return operations.prune(self.store.client, self.queue, actor=KIT, older_than=older_than,
-                                dry_run=dry_run, now=self.clock(), store=self.store)
-
-    def expire_leases(self) -> int:
-        """What the sweeper does to `running` tasks whose lease expired; how many it ended."""
-        return self.sweep().expired
