@@ -77,7 +77,7 @@ MANAGED_FIELDS = (
     "queuedAt", "limitKey", "steps", "suspended",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
-PAUSE = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
+SUSPENDED = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields

@@ -530,7 +530,7 @@ async function loadTask(path) {
   const facts = [["type.action", `${fields.type}.${fields.action}`], ["state", fields.state],
     ["attempts", fields.attempts ?? 0], ["created", when(fields.createdAt)],
     ["started", when(fields.startedAt)], ["finished", when(fields.finishedAt)],
-    ["run at", when(fields.runAt)], ["paused", pauseText(fields.suspended)],
+    ["run at", when(fields.runAt)], ["suspended", suspensionText(fields.suspended)],
     ["error", fields.error ? `${fields.error.type}: ${fields.error.message}` : ""]];
   $("#detail-fields").replaceChildren(...facts.flatMap(([name, value]) => {
     const dd = el("dd");
@@ -680,9 +680,9 @@ async function main() {
 
 main();
 
-// What a durable task sleeps or waits for (its `suspended`: firetasks.events.describe_pause).
-function pauseText(pause) {
-  if (!pause) return "";
-  const waits = pause.kind === "wait" ? ` for ${pause.event} matching ${JSON.stringify(pause.match || {})}` : "";
-  return `${pause.kind} '${pause.step}'${waits} until ${when(pause.until)} (since ${when(pause.since)})`;
+// What a durable task sleeps or waits for (its `suspended`: firetasks.events.describe_suspension).
+function suspensionText(suspension) {
+  if (!suspension) return "";
+  const waits = suspension.kind === "wait" ? ` for ${suspension.event} matching ${JSON.stringify(suspension.match || {})}` : "";
+  return `${suspension.kind} '${suspension.step}'${waits} until ${when(suspension.until)} (since ${when(suspension.since)})`;
 }
