@@ -24,6 +24,7 @@ from google.cloud import firestore
 
 from firetasks import cli_format, cli_project, client_rules, db, emulator_fixes, operations, queries
 from firetasks.audit import Actor
+from firetasks.cli_waits import add_commands as add_wait_commands
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound, Unreachable
 from firetasks.events import describe_suspension
@@ -119,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     prune.set_defaults(run=run_prune)
     emulator_fixes.add_command(commands)
+    add_wait_commands(commands, _actor)
     return root
 
 

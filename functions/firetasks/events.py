@@ -80,14 +80,20 @@ def send_event(parent: DocumentReference, name: str, data: Mapping[str, Any] | N
                *, id: str | None = None) -> DocumentReference:
     """Write the event `name` with `data` under `parent` (an order, say): every wait of its tasks
     that matches it gets it. With `id`, a second send of the same id is a no-op. Its ref."""
+    ref, fields = event_document(parent, name, data, id)
+    with contextlib.suppress(exceptions.AlreadyExists):  # sent already: the same event
+        with_backoff(lambda: ref.create(fields))
+    return ref
+
+
+def event_document(parent: DocumentReference, name: str, data: Mapping[str, Any] | None,
+                   id: str | None = None) -> tuple[DocumentReference, dict[str, Any]]:
+    """The ref and fields of the event `name` with `data` under `parent`, checked (StepError)."""
     fields = {} if data is None else data
     check_event(name, fields)
     events = parent.collection(EVENTS)
     ref: DocumentReference = events.document(id) if id else events.document()
-    with contextlib.suppress(exceptions.AlreadyExists):  # sent already: the same event
-        with_backoff(lambda: ref.create({"name": name, "data": dict(fields),
-                                         "createdAt": firestore.SERVER_TIMESTAMP}))
-    return ref
+    return ref, {"name": name, "data": dict(fields), "createdAt": firestore.SERVER_TIMESTAMP}
 
 
 def is_event(path: str) -> bool:
@@ -134,16 +140,25 @@ def waiting(record: TaskRecord) -> dict[str, Any] | None:
     return None if isinstance(step, dict) and "finishedAt" in step else suspension
 
 
+def ended(record: TaskRecord, result: Mapping[str, Any] | None,
+          ending: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields that end the task's wait with `result` (its wait_for's return value) and
+    `ending` (how: the event's id, say) and make it due; None if it does not wait."""
+    suspension = waiting(record)
+    if suspension is None:
+        return None
+    entry = {"result": None if result is None else dict(result), **ending,
+             "startedAt": suspension.get("since"), "until": suspension.get("until"),
+             "finishedAt": firestore.SERVER_TIMESTAMP}
+    return transitions.resume(record, {step_path(suspension["step"]): entry})
+
+
 def deliver(record: TaskRecord, event_id: str, data: Mapping[str, Any], store: TaskStore) -> bool:
     """Save the event as the wait's step and make the task due, if it is still at the version
     read: whether this call delivered it."""
-    suspension = waiting(record)
-    if suspension is None:
-        return False
-    entry = {"result": dict(data), "event": event_id, "startedAt": suspension.get("since"),
-             "until": suspension.get("until"), "finishedAt": firestore.SERVER_TIMESTAMP}
-    fields = transitions.resume(record, {step_path(suspension["step"]): entry})
-    return store.write_if_unchanged(record.ref, record.version, fields) is not None
+    fields = ended(record, data, {"event": event_id})
+    return fields is not None and store.write_if_unchanged(
+        record.ref, record.version, fields) is not None
 
 
 def deliver_waiting(record: TaskRecord, store: TaskStore) -> bool:

@@ -150,7 +150,7 @@ class Steps:
         raise Suspended(name, until, {
             step_path(name): {"until": until, "startedAt": since},
             SUSPENDED: {"step": name, "kind": "wait", "event": event, "match": match,
-                    "until": until, "since": now},
+                        "until": until, "since": now},
         })
 
     def _entry(self, name: str) -> dict[str, Any]:

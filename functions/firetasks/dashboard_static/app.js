@@ -555,6 +555,9 @@ async function loadTask(path) {
   $("#detail-steps").textContent = fields.steps ? JSON.stringify(fields.steps, null, 2) : "";
   show($("#retry"), ["failed", "cancelled", "completed"].includes(fields.state));
   show($("#cancel"), ACTIVE.includes(fields.state));
+  const waits = fields.state === "scheduled" && fields.suspended && fields.suspended.kind === "wait";
+  show($("#send-event"), Boolean(waits));
+  show($("#end-wait"), Boolean(waits));
   show($("#detail"), true);
   const row = [...document.querySelectorAll("#tasks tbody tr")].find((tr) => tr.dataset.path === task.path);
   if (listed.has(task.path)) listed.set(task.path, task);
@@ -602,6 +605,26 @@ async function act(action) {
     note("#action-message", `${action}: ${outcome.before} → ${outcome.after}`, true);
   } catch (error) {
     note("#action-message", `${action} failed: ${error.message}`, false);
+  }
+  await Promise.all([loadTask(shown.path).catch((error) => note("#action-message", error.message)),
+    loadAudit()]);
+}
+
+// Send the event a waiting task waits for (firetasks.events), under its parent: name and data asked,
+// the wait's own offered (its match as the data).
+async function sendEvent() {
+  if (!current || !current.fields.suspended) return;
+  const shown = current;
+  const wait = shown.fields.suspended;
+  const name = window.prompt("Event name", wait.event || "");
+  if (!name) return;
+  const text = window.prompt("Event data (a JSON object)", JSON.stringify(wait.match || {}));
+  if (text === null) return;
+  try {
+    const sent = await api("api/event", { path: shown.path, name, data: JSON.parse(text) });
+    note("#action-message", `sent ${sent.name} as ${sent.event}`, true);
+  } catch (error) {
+    note("#action-message", `send event failed: ${error.message}`, false);
   }
   await Promise.all([loadTask(shown.path).catch((error) => note("#action-message", error.message)),
     loadAudit()]);
@@ -667,6 +690,8 @@ async function main() {
   $("#more").addEventListener("click", () => loadTasks(false).catch((error) => say(error.message)));
   $("#retry").addEventListener("click", () => act("retry"));
   $("#cancel").addEventListener("click", () => act("cancel"));
+  $("#send-event").addEventListener("click", sendEvent);
+  $("#end-wait").addEventListener("click", () => act("end-wait"));
   $("#bulk-retry").addEventListener("click",
     () => bulkRetry().catch((error) => note("#bulk-message", error.message, false)));
   $("#chart-handler").addEventListener("change", () => refreshCharts().catch((error) => say(error.message)));
