@@ -124,3 +124,21 @@ def test_the_cli_sends_events_and_ends_waits(capsys: pytest.CaptureFixture[str])
     args = argparse.Namespace(queue=queue.queue, path=path, json=False)
     with pytest.raises(IllegalTransition):
         cli_waits.run_end_wait(queue.client, args, OPERATOR)  # type: ignore[arg-type]
+
+
+def test_the_shop_s_dispatch_waits_for_the_warehouse_beside_the_order_s_workflow() -> None:
+    from shop.handlers import registry
+    from shop.orders import create_order
+
+    queue = MemoryQueue(registry)
+    create_order(queue.client, "o-9", email="a@example.com", items=["tea"],  # type: ignore[arg-type]
+                 dispatch=True)
+    queue.run(until=queue.clock())
+    states = {record.ref.id: record.state for record in queue.tasks()}
+    assert states.pop("dispatch") == "scheduled"
+    assert set(states.values()) == {"completed"}
+    assert len(states) == 4
+    queue.send_event("orders/o-9", "warehouse.picked", {"orderId": "o-9"})
+    queue.run(until=queue.clock())
+    assert queue.get("orders/o-9/tasks/dispatch").fields["result"] == {
+        "status": "label booked", "carrier": "parcel-co", "slot": "next-day", "label": "LBL-o-9"}
