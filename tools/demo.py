@@ -8,6 +8,8 @@ the failed tasks, and says what it did (or that there was nothing to retry).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import threading
@@ -25,10 +27,11 @@ from firetasks import operations, sweep
 from firetasks.audit import Actor
 from firetasks.db import app as db_app
 from firetasks.errors import TaskChanged
+from firetasks.events import describe_suspension
 from firetasks.periodic import tick_all
 from firetasks.task import FINAL_STATES, State
 from main import processor, queue
-from shop.handlers import DECLINED_CARD, EMAIL_PATTERN
+from shop.handlers import DECLINED_CARD, EMAIL_PATTERN, PICKED
 from shop.orders import ORDERS, TEST_CARD, create_order
 
 DEMO_ORDERS = {
@@ -39,6 +42,8 @@ DEMO_ORDERS = {
 }
 BAD_ORDER, FIXED_EMAIL = "demo-1003", "linus@example.com"
 DECLINED_ORDER = "demo-1004"  # its charge fails, so the rest of its workflow fails or is skipped
+# Placed with dispatch=True: its shipping.dispatch (a durable handler) waits for the warehouse.
+DISPATCH_ORDER = "demo-1005"
 SWEEP_EVERY = 60.0  # seconds, as the deployed schedule
 OPERATOR_EMAIL, OPERATOR_PASSWORD = "care@example.com", "firetasks-demo"
 
@@ -59,6 +64,36 @@ def seed(db: firestore.Client) -> None:
                          card=DECLINED_CARD if order_id == DECLINED_ORDER else TEST_CARD)
         except exceptions.AlreadyExists:
             print(f"order {order_id} exists, kept as it is")
+
+
+def seed_dispatch(db: firestore.Client) -> firestore.DocumentReference:
+    """The order whose `shipping.dispatch` waits for the warehouse's event: its task."""
+    with contextlib.suppress(exceptions.AlreadyExists):
+        create_order(db, DISPATCH_ORDER, email="hedy@example.com", items=["jam"],
+                     uid="demo-user", dispatch=True)
+    return db.document(f"{ORDERS}/{DISPATCH_ORDER}/tasks/dispatch")
+
+
+def wait_dispatching(task: firestore.DocumentReference, timeout: float = 60.0) -> str:
+    """Wait until the dispatch task waits for its event (or has finished): what it does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fields = task.get().to_dict() or {}
+        if fields.get("state") in FINAL_STATES:
+            return f"{fields['state']}: {fields.get('result')}"
+        if (fields.get("suspended") or {}).get("kind") == "wait":
+            return "waiting for " + describe_suspension(fields["suspended"])
+        time.sleep(0.5)
+    raise SystemExit(f"demo: {task.path} did not reach its wait after {timeout}s")
+
+
+def send_picked_command(host: str, project: str) -> str:
+    """The command that sends the dispatch order's event (what the warehouse's server would do),
+    run from the repository's root."""
+    data = json.dumps({"orderId": DISPATCH_ORDER})
+    return (f"FIRESTORE_EMULATOR_HOST={host} GCLOUD_PROJECT={project} "
+            f"functions/venv/bin/firetasks send-event {ORDERS}/{DISPATCH_ORDER} {PICKED} "
+            f"--data '{data}'")
 
 
 def demo_tasks(db: firestore.Client) -> list[firestore.DocumentSnapshot]:
@@ -175,7 +210,9 @@ def main() -> None:
         return
     ensure_operator()
     seed(db)
+    dispatch = seed_dispatch(db)
     show(wait_processed(db))
+    dispatching = wait_dispatching(dispatch)
     print(f"""
 firetasks demo ready: Firestore emulator at {host}, project {db.project}.
 - Dashboard: http://127.0.0.1:5001/{db.project}/us-central1/dashboard/
@@ -187,6 +224,10 @@ firetasks demo ready: Firestore emulator at {host}, project {db.project}.
   To play customer care from a terminal instead (fix the email and the card, retry what failed
   first; the rest of each workflow follows):
     FIRESTORE_EMULATOR_HOST={host} functions/venv/bin/python tools/demo.py retry
+- {dispatch.path} (shipping.dispatch, a durable handler: a carrier slot reserved, then a wait
+  for the warehouse) is {dispatching}.
+  Send the warehouse's event and it books the label (or End wait in the dashboard):
+    {send_picked_command(host, db.project)}
 - The CLI:
     FIRESTORE_EMULATOR_HOST={host} GCLOUD_PROJECT={db.project} FIRETASKS_QUEUE=main:queue \
       functions/venv/bin/firetasks list --parent {BAD_ORDER}

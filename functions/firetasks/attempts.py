@@ -148,9 +148,9 @@ class Attempts:
         try:
             result = json_result(spawned_result(task, registration.handler(task)))
             self._stage_spawns(task, effects)
-        except Suspended as pause:  # a sleep or a wait: the invocation ends, not the attempt
-            logger.info("task paused", until=pause.until.isoformat(), **context)
-            return Ending(task.attempt, started, self.clock(), pause=pause.fields)
+        except Suspended as suspension:  # a sleep or a wait: the invocation ends, not the attempt
+            logger.info("task suspended", until=suspension.until.isoformat(), **context)
+            return Ending(task.attempt, started, self.clock(), suspension=suspension.fields)
         except Exception as exc:  # a handler's failure belongs in the task, not in the function
             logger.error("error processing task", error=repr(exc), **context)
             return _failed(Ending(task.attempt, started, started), exc, self.clock())
@@ -175,7 +175,7 @@ class Attempts:
 
     def _end(self, running: TaskRecord, registration: Registration, ending: Ending, used: int,
              extra: dict[str, Any]) -> dict[str, Any]:
-        if ending.pause is not None:
+        if ending.suspension is not None:
             return transitions.suspend(running, ending, registration.retention) | extra
         return transitions.end_attempt(running, ending, registration.retry,
                                        registration.retention, used=used, extra=extra)

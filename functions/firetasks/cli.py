@@ -33,12 +33,13 @@ from firetasks import (
     queries,
 )
 from firetasks.audit import Actor
+from firetasks.cli_waits import add_commands as add_wait_commands
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound, Unreachable
-from firetasks.events import describe_pause
+from firetasks.events import describe_suspension
 from firetasks.filters import DATA_PREFIX, FILTERS, TaskFilter
 from firetasks.indexes import index_config, merged
-from firetasks.task import PAUSE, State
+from firetasks.task import SUSPENDED, State
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     prune.set_defaults(run=run_prune)
     emulator_fixes.add_command(commands)
+    add_wait_commands(commands, _actor)
     return root
 
 
@@ -196,8 +198,8 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
     print(f"{'data':11} {json.dumps(fields.get('data'), ensure_ascii=False)}")
     if "result" in fields:
         print(f"{'result':11} {json.dumps(fields['result'], ensure_ascii=False)}")
-    if isinstance(fields.get(PAUSE), dict):
-        print(f"{'paused':11} {describe_pause(fields[PAUSE])}")
+    if isinstance(fields.get(SUSPENDED), dict):
+        print(f"{'suspended':11} {describe_suspension(fields[SUSPENDED])}")
     for name, step in (fields.get("steps") or {}).items():  # a durable handler's (steps.py)
         print(f"  step {name}: {json.dumps(step.get('result'), ensure_ascii=False, default=str)} "
               f"{step.get('startedAt', '')} - {step.get('finishedAt', 'not finished')}")

@@ -134,12 +134,34 @@ def create_app(
         return flask.jsonify(operations.retry(ref, max_attempts=max_attempts, actor=actor,
                                               **_seen(body)))
 
-    @app.post("/api/cancel")
-    def cancel() -> flask.Response:
+    def move(verb: Callable[..., dict[str, Any]]) -> flask.Response:
+        """`{path, state?, version?}`: an operator's move of one task (firetasks.operations)."""
         actor = admin()
         body = json_body("path", "state", "version")
         ref = task_ref(body.get("path"))
-        return flask.jsonify(operations.cancel(ref, actor=actor, **_seen(body)))
+        return flask.jsonify(verb(ref, actor=actor, **_seen(body)))
+
+    @app.post("/api/cancel")
+    def cancel() -> flask.Response:
+        return move(operations.cancel)
+
+    @app.post("/api/end-wait")
+    def end_wait() -> flask.Response:
+        return move(operations.end_wait)
+
+    @app.post("/api/event")
+    def send_event() -> flask.Response:
+        """`{parent, name, data}` (or `path`, a task's, instead of `parent`: its parent) sends an
+        event."""
+        actor = admin()
+        body = json_body("parent", "path", "name", "data")
+        if ("parent" in body) == ("path" in body):
+            raise BadRequest("give parent (a document path like orders/o-1) or path (a task's), "
+                             "one of them")
+        parent = (operations.parent_ref(firestore_client(), body["parent"]) if "parent" in body
+                  else operations.parent_of(task_ref(body["path"])))
+        return flask.jsonify(operations.send_event(parent, body.get("name"),
+                                                   body.get("data", {}), actor=actor))
 
     @app.post("/api/bulk-retry")
     def bulk_retry() -> flask.Response:

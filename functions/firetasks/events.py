@@ -50,7 +50,7 @@ from firetasks.errors import StepError
 from firetasks.record import TaskRecord
 from firetasks.registry import EVENT_NAME
 from firetasks.store import TaskStore
-from firetasks.task import PAUSE, State
+from firetasks.task import SUSPENDED, State
 from firetasks.trigger_options import TaskTriggerOptions
 
 EVENTS = "events"  # the subcollection of a parent that holds its events
@@ -80,14 +80,20 @@ def send_event(parent: DocumentReference, name: str, data: Mapping[str, Any] | N
                *, id: str | None = None) -> DocumentReference:
     """Write the event `name` with `data` under `parent` (an order, say): every wait of its tasks
     that matches it gets it. With `id`, a second send of the same id is a no-op. Its ref."""
+    ref, fields = event_document(parent, name, data, id)
+    with contextlib.suppress(exceptions.AlreadyExists):  # sent already: the same event
+        with_backoff(lambda: ref.create(fields))
+    return ref
+
+
+def event_document(parent: DocumentReference, name: str, data: Mapping[str, Any] | None,
+                   id: str | None = None) -> tuple[DocumentReference, dict[str, Any]]:
+    """The ref and fields of the event `name` with `data` under `parent`, checked (StepError)."""
     fields = {} if data is None else data
     check_event(name, fields)
     events = parent.collection(EVENTS)
     ref: DocumentReference = events.document(id) if id else events.document()
-    with contextlib.suppress(exceptions.AlreadyExists):  # sent already: the same event
-        with_backoff(lambda: ref.create({"name": name, "data": dict(fields),
-                                         "createdAt": firestore.SERVER_TIMESTAMP}))
-    return ref
+    return ref, {"name": name, "data": dict(fields), "createdAt": firestore.SERVER_TIMESTAMP}
 
 
 def is_event(path: str) -> bool:
@@ -125,34 +131,43 @@ def find_event(task: DocumentReference, name: str,
 def waiting(record: TaskRecord) -> dict[str, Any] | None:
     """What a `scheduled` task waits for (its `suspended`), if it waits for an event whose step
     is not saved yet."""
-    pause = record.fields.get(PAUSE)
+    suspension = record.fields.get(SUSPENDED)
     steps = record.fields.get("steps") or {}
-    if (record.state != State.SCHEDULED or not isinstance(pause, dict)
-            or pause.get("kind") != "wait"):
+    if (record.state != State.SCHEDULED or not isinstance(suspension, dict)
+            or suspension.get("kind") != "wait"):
         return None
-    step = steps.get(pause.get("step")) if isinstance(steps, dict) else None
-    return None if isinstance(step, dict) and "finishedAt" in step else pause
+    step = steps.get(suspension.get("step")) if isinstance(steps, dict) else None
+    return None if isinstance(step, dict) and "finishedAt" in step else suspension
+
+
+def ended(record: TaskRecord, result: Mapping[str, Any] | None,
+          ending: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields that end the task's wait with `result` (its wait_for's return value) and
+    `ending` (how: the event's id, say) and make it due; None if it does not wait."""
+    suspension = waiting(record)
+    if suspension is None:
+        return None
+    entry = {"result": None if result is None else dict(result), **ending,
+             "startedAt": suspension.get("since"), "until": suspension.get("until"),
+             "finishedAt": firestore.SERVER_TIMESTAMP}
+    return transitions.resume(record, {step_path(suspension["step"]): entry})
 
 
 def deliver(record: TaskRecord, event_id: str, data: Mapping[str, Any], store: TaskStore) -> bool:
     """Save the event as the wait's step and make the task due, if it is still at the version
     read: whether this call delivered it."""
-    pause = waiting(record)
-    if pause is None:
-        return False
-    entry = {"result": dict(data), "event": event_id, "startedAt": pause.get("since"),
-             "until": pause.get("until"), "finishedAt": firestore.SERVER_TIMESTAMP}
-    fields = transitions.resume(record, {step_path(pause["step"]): entry})
-    return store.write_if_unchanged(record.ref, record.version, fields) is not None
+    fields = ended(record, data, {"event": event_id})
+    return fields is not None and store.write_if_unchanged(
+        record.ref, record.version, fields) is not None
 
 
 def deliver_waiting(record: TaskRecord, store: TaskStore) -> bool:
     """The echo of a wait's registration (1 in the module docstring): deliver the first event
     that matches, if there is one; whether it was delivered."""
-    pause = waiting(record)
-    if pause is None:
+    suspension = waiting(record)
+    if suspension is None:
         return False
-    found = find_event(record.ref, pause.get("event", ""), pause.get("match") or {})
+    found = find_event(record.ref, suspension.get("event", ""), suspension.get("match") or {})
     return found is not None and deliver(record, *found, store)
 
 
@@ -169,11 +184,12 @@ def on_event(event: DocumentReference, fields: Mapping[str, Any], collections: S
     for collection in collections if parent is not None else ():
         query = (parent.collection(collection)
                  .where(filter=firestore.FieldFilter("state", "==", State.SCHEDULED.value))
-                 .where(filter=firestore.FieldFilter(f"{PAUSE}.event", "==", fields["name"])))
+                 .where(filter=firestore.FieldFilter(f"{SUSPENDED}.event", "==", fields["name"])))
         for snapshot in with_backoff(lambda: list(query.stream())):  # noqa: B023
             record = TaskRecord.from_snapshot(snapshot)
-            pause = waiting(record) if record else None
-            if record and pause and matches(fields, pause.get("event"), pause.get("match")):
+            suspension = waiting(record) if record else None
+            if record and suspension and matches(fields, suspension.get("event"),
+                                                 suspension.get("match")):
                 delivered += deliver(record, event.id, fields["data"], store)
     return delivered
 
@@ -203,12 +219,12 @@ def sweep_events(client: firestore.Client, store: TaskStore, collections: Sequen
     return delivered
 
 
-def describe_pause(pause: Mapping[str, Any]) -> str:
-    """What a paused task sleeps or waits for, in words: the dashboard's and the CLI's."""
-    waits = (f" for {pause.get('event')} matching {json.dumps(pause.get('match') or {})}"
-             if pause.get("kind") == "wait" else "")
-    return (f"{pause.get('kind')} '{pause.get('step')}'{waits} until {pause.get('until')} "
-            f"(since {pause.get('since')})")
+def describe_suspension(suspension: Mapping[str, Any]) -> str:
+    """What a suspended task sleeps or waits for, in words: the dashboard's and the CLI's."""
+    waits = (f" for {suspension.get('event')} matching {json.dumps(suspension.get('match') or {})}"
+             if suspension.get("kind") == "wait" else "")
+    return (f"{suspension.get('kind')} '{suspension.get('step')}'{waits} "
+            f"until {suspension.get('until')} (since {suspension.get('since')})")
 
 
 def _created(fields: Mapping[str, Any] | None) -> datetime.datetime:

@@ -70,7 +70,7 @@ class Task:
         return self._durable("step").step(name, fn, *args)
 
     def sleep(self, name: str, duration: datetime.timedelta) -> None:
-        """Pause the task for `duration` (any length) without holding an invocation: the handler
+        """Suspend the task for `duration` (any length) without holding an invocation: the handler
         runs again when it is over, its steps saved, and the sleep returns."""
         self._durable("sleep").sleep(name, duration)
 

@@ -41,6 +41,12 @@ class OperatorVerbs:
         return operations.cancel(self._ref(ref), store=self.store, queue=self.queue,
                                  now=self.clock(), **options)
 
+    @kit_logging
+    def end_wait(self, ref: DocumentReference | str, **options: Any) -> dict[str, Any]:
+        """What an operator's End wait does (firetasks.operations.end_wait): the task's wait_for
+        returns None at the next `run()`; a ref or a path."""
+        return operations.end_wait(self._ref(ref), store=self.store, **options)
+
     def _ref(self, ref: DocumentReference | str) -> DocumentReference:
         return self.store.client.document(ref if isinstance(ref, str) else ref.path)
 

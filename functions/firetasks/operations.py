@@ -1,4 +1,5 @@
-"""What operators do to tasks: retry finished ones, cancel waiting or running ones, prune old ones.
+"""What operators do to tasks: retry finished ones, cancel waiting or running ones, prune old ones;
+send an event or end a wait for one (durable handlers: firetasks.events).
 
 Each action reads the task once and writes, with its audit record, conditionally on the version
 it read (firetasks.store): of several operators acting on the same version exactly one wins, and
@@ -20,12 +21,12 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
-from firetasks import audit, db, pauses, queries, transitions, workflow
+from firetasks import audit, db, events, pauses, queries, transitions, workflow
 from firetasks.audit import Actor
 from firetasks.clock import utc_now
 from firetasks.conditional import MAX_BATCH_WRITES, Write, commit
 from firetasks.config import TaskQueue
-from firetasks.errors import BadRequest, IllegalTransition, TaskChanged, TaskNotFound
+from firetasks.errors import BadRequest, IllegalTransition, StepError, TaskChanged, TaskNotFound
 from firetasks.filters import TaskFilter
 from firetasks.record import TaskRecord
 from firetasks.retention import DEFAULT_RETENTION, EXPIRE_AT
@@ -77,6 +78,63 @@ def cancel(
         return transitions.operator_cancel(record, now or utc_now(), policy or DEFAULT_RETENTION)
 
     return _transition(ref, plan, "cancel", actor, if_state, if_version, store)
+
+
+def end_wait(
+    ref: DocumentReference,
+    *,
+    actor: Actor | None = None,
+    if_state: str | None = None,
+    if_version: datetime.datetime | None = None,
+    store: TaskStore | None = None,
+) -> dict[str, Any]:
+    """End the task's wait for an event now, as its timeout would: its `task.wait_for` returns
+    None and the handler goes on. IllegalTransition if it does not wait for an event."""
+
+    def plan(record: TaskRecord) -> dict[str, Any]:
+        fields = events.ended(record, None, {"endedBy": "operator"})
+        if fields is None:
+            raise IllegalTransition(f"{record.path} does not wait for an event "
+                                    f"(it is {record.state})")
+        return fields
+
+    return _transition(ref, plan, "end-wait", actor, if_state, if_version, store)
+
+
+def send_event(parent: DocumentReference, name: object, data: object, *,
+               actor: Actor) -> dict[str, Any]:
+    """Send the event `name` with `data` (a map) under `parent`, as firetasks.events.send_event
+    does, with its audit record in the same batch: each wait of the parent's tasks that matches
+    it gets it. BadRequest naming the field for a bad name or data. The event's path."""
+    if not isinstance(name, str) or not isinstance(data, dict):
+        raise BadRequest("name must be an event's name (a string) and data a JSON object")
+    try:
+        ref, fields = events.event_document(parent, name, data)
+    except StepError as exc:
+        raise BadRequest(f"name or data: {exc}") from exc
+    batch = db.client_of(ref).batch()
+    batch.create(ref, fields)
+    batch.create(audit.entry_ref(db.client_of(ref)), audit.entry(
+        actor, "send-event", ref.path, {"before": "-", "after": name}))
+    batch.commit()
+    return {"event": ref.path, "name": name}
+
+
+def parent_ref(client: firestore.Client, path: object) -> DocumentReference:
+    """The parent document at `path` (`orders/o-1`): BadRequest naming `parent` for anything
+    else."""
+    if not isinstance(path, str) or len(parts := path.split("/")) != 2 or not all(parts):
+        raise BadRequest(f"parent must be a document path like orders/o-1, not {str(path)[:80]}")
+    ref: DocumentReference = client.document(path)
+    return ref
+
+
+def parent_of(task: DocumentReference) -> DocumentReference:
+    """The document a task's events are sent under: its parent."""
+    parent: DocumentReference | None = task.parent.parent
+    if parent is None:
+        raise BadRequest(f"task {task.path} has no parent document")
+    return parent
 
 
 def check_max_attempts(value: object, name: str = "max_attempts") -> int | None:

@@ -1,5 +1,5 @@
 """Durable handlers: `task.step(name, fn, *args)` runs once per task, `task.sleep(name, delta)`
-pauses it without holding an invocation (docs/guides/durable.md).
+suspends it without holding an invocation (docs/guides/durable.md).
 
 A step's JSON result is saved in the task's `steps` map (`steps.<name>: {result, startedAt,
 finishedAt, attempt}`) by a write conditional on the version this attempt holds (its claim's, then
@@ -16,7 +16,7 @@ A sleep ends the invocation (Suspended, a BaseException, so a handler's `except 
 swallow it): the attempt's end writes `scheduled` again, due at the sleep's end, and gives back the
 attempt (transitions.suspend); the wake-up machinery (firetasks.wakeup) runs it then, and the sleep,
 whose end is saved as its step, returns. A step that would start too close to the function's timeout
-pauses the same way, due at once: the handler continues in a new invocation.
+suspends the same way, due at once: the handler continues in a new invocation.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from firetasks.progress import Progress
 from firetasks.record import TaskRecord
 from firetasks.staging import StagedWrites
 from firetasks.store import TaskStore
-from firetasks.task import PAUSE, State, document_size
+from firetasks.task import SUSPENDED, State, document_size
 
 STEP_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 MAX_RESULT_BYTES = 100 * 1024  # one step's saved result
@@ -46,10 +46,10 @@ CONTINUE_MARGIN = 60.0  # seconds (at most a quarter of the timeout): a step sta
 
 class Suspended(BaseException):
     """Ends the invocation of a durable handler that sleeps (or waits): not a failure. `fields`:
-    what the pause writes besides the move (its step's entry, what it waits for)."""
+    what the suspension writes besides the move (its step's entry, what it waits for)."""
 
     def __init__(self, name: str, until: datetime.datetime, fields: Mapping[str, Any]) -> None:
-        super().__init__(f"step {name!r} pauses the task until {until.isoformat()}")
+        super().__init__(f"step {name!r} suspends the task until {until.isoformat()}")
         self.until = until
         self.fields = dict(fields)
 
@@ -92,7 +92,7 @@ class Steps:
             return entry.get("result")
         started = self.clock()
         if self.time_left() < self.margin:  # continue in a new invocation, before the timeout
-            raise Suspended(name, started, {PAUSE: {"step": name, "kind": "continue",
+            raise Suspended(name, started, {SUSPENDED: {"step": name, "kind": "continue",
                                                     "until": started, "since": started}})
         self.staging = StagedWrites()
         try:
@@ -119,7 +119,7 @@ class Steps:
             return
         raise Suspended(name, until, {
             step_path(name): {"until": until, "startedAt": entry.get("startedAt", now)},
-            PAUSE: {"step": name, "kind": "sleep", "until": until, "since": now},
+            SUSPENDED: {"step": name, "kind": "sleep", "until": until, "since": now},
         })
 
     def wait_for(self, name: str, event: str, match: Mapping[str, Any] | None,
@@ -149,8 +149,8 @@ class Steps:
             return result
         raise Suspended(name, until, {
             step_path(name): {"until": until, "startedAt": since},
-            PAUSE: {"step": name, "kind": "wait", "event": event, "match": match,
-                    "until": until, "since": now},
+            SUSPENDED: {"step": name, "kind": "wait", "event": event, "match": match,
+                        "until": until, "since": now},
         })
 
     def _entry(self, name: str) -> dict[str, Any]:

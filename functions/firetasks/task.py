@@ -93,7 +93,7 @@ MAX_PRIORITY = 9  # `priority`: 0 (the default) to 9, the highest
 PRIORITY_STEP = 600.0
 WAIT_RANK = "waitRank"
 SHARE_KEY = "shareKey"  # a waiting task of a handler whose limits its key's values share
-PAUSE = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
+SUSPENDED = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields

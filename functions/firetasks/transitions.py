@@ -24,9 +24,9 @@ from firetasks.retry import RetryPolicy
 from firetasks.task import (
     FINAL_STATES,
     LIMIT_KEY,
-    PAUSE,
     PAUSED_FOR,
     SHARE_KEY,
+    SUSPENDED,
     WAIT_RANK,
     WAKE_STATES,
     State,
@@ -92,8 +92,8 @@ def claim(record: TaskRecord, started: datetime.datetime,
     return {
         "state": State.RUNNING.value,
         "attempts": attempt,
-        "retryBase": record.retry_base if record.state == State.RETRYING or PAUSE in record.fields
-        else attempt - 1,
+        "retryBase": record.retry_base
+        if record.state == State.RETRYING or SUSPENDED in record.fields else attempt - 1,
         "startedAt": firestore.SERVER_TIMESTAMP,
         "updatedAt": firestore.SERVER_TIMESTAMP,
         "leaseExpiresAt": started + lease,
@@ -108,7 +108,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "error": firestore.DELETE_FIELD,
         "progress": firestore.DELETE_FIELD,
         "expireAt": firestore.DELETE_FIELD,
-        PAUSE: firestore.DELETE_FIELD,
+        SUSPENDED: firestore.DELETE_FIELD,
     }
 
 
@@ -131,7 +131,7 @@ class Ending:
     traceback: str | None = None
     permanent: bool = False
     delay: float | None = None
-    pause: Mapping[str, Any] | None = None  # a sleep's fields: the attempt did not end (suspend)
+    suspension: Mapping[str, Any] | None = None  # a sleep's fields: the attempt did not end
 
 
 def end_attempt(
@@ -182,23 +182,25 @@ def atomic_commit(
 
 def suspend(record: TaskRecord, ending: Ending, retention: RetentionPolicy) -> dict[str, Any]:
     """A running durable handler that sleeps (firetasks.steps): `scheduled` again, due when the
-    sleep ends, with the pause's fields (`suspended`: what it sleeps for). It was not an attempt:
-    the count goes back. A cancel requested meanwhile ends it `cancelled` instead."""
-    pause = dict(ending.pause or {})
+    sleep ends, with the suspension's fields (`suspended`: what it sleeps for). It was not an
+    attempt: the count goes back. A cancel requested meanwhile ends it `cancelled` instead."""
+    suspension = dict(ending.suspension or {})
     if record.cancel_requested:
         check(record.state, State.CANCELLED, RUNNING)
         return retained(_ended(State.CANCELLED, cancelRequested=firestore.DELETE_FIELD,
                                attempts=ending.attempt - 1), retention, ending.finished)
     check(record.state, State.SCHEDULED, RUNNING)
-    return pause | {"state": State.SCHEDULED.value, "attempts": ending.attempt - 1,
-                    "runAt": pause[PAUSE]["until"], "updatedAt": firestore.SERVER_TIMESTAMP,
-                    "leaseExpiresAt": firestore.DELETE_FIELD, "expireAt": firestore.DELETE_FIELD}
+    return suspension | {"state": State.SCHEDULED.value, "attempts": ending.attempt - 1,
+                         "runAt": suspension[SUSPENDED]["until"],
+                         "updatedAt": firestore.SERVER_TIMESTAMP,
+                         "leaseExpiresAt": firestore.DELETE_FIELD,
+                         "expireAt": firestore.DELETE_FIELD}
 
 
 def resume(record: TaskRecord, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A task paused on a wait (firetasks.events) is delivered its event, or an operator ends the
+    """A task suspended on a wait (firetasks.events) is delivered its event, or an operator ends the
     wait: `fields` (the wait's step) are saved and the task is due now; it stays `scheduled`."""
-    if record.state != State.SCHEDULED or not isinstance(record.fields.get(PAUSE), dict):
+    if record.state != State.SCHEDULED or not isinstance(record.fields.get(SUSPENDED), dict):
         raise IllegalTransition(f"a {record.state} task that does not wait cannot be resumed")
     return {**fields, "runAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP}
 

@@ -119,6 +119,25 @@ def ship(task: Task) -> dict[str, Any]:
     return {"status": "shipped", "after": sorted(done)}
 
 
+PICKED = "warehouse.picked"  # the warehouse's event: the order is picked, {"orderId": ...}
+
+
+# A durable handler (docs/guides/durable.md): each step runs once, and the wait for the warehouse
+# holds no invocation. Orders placed with dispatch=True have it (shop.orders).
+@registry.handler("shipping", "dispatch")
+def dispatch(task: Task) -> dict[str, Any]:
+    """Reserve a carrier slot, wait (up to 2 days) for the warehouse's `warehouse.picked` event
+    for this order, then book the label."""
+    order_id = task.data["orderId"]
+    slot = task.step("reserve-carrier", lambda: {"carrier": "parcel-co", "slot": "next-day"})
+    picked = task.wait_for("picked", event=PICKED, match={"orderId": order_id},
+                           timeout=datetime.timedelta(days=2))
+    if picked is None:
+        return {"status": "not picked in time", **slot}
+    label = task.step("book-label", lambda: {"label": f"LBL-{order_id}"})
+    return {"status": "label booked", **slot, **label}
+
+
 @registry.handler("reports", "export")
 def export(task: Task) -> dict[str, int]:
     """A long job that reports its progress: `data.parts` parts (default 10) of `data.seconds`

@@ -4,6 +4,9 @@ createOrder, grown into a small workflow):
     payment.charge -> order.sendConfirmationEmail  -> shipping.ship
                    -> order.initiateProcessing     ->
 
+An order placed with `dispatch=True` also gets `shipping.dispatch`, a durable handler that waits
+for the warehouse's `warehouse.picked` event (shop.handlers.dispatch).
+
 Every task has a key, so placing the same order twice (a retried request, a double click) creates
 nothing new. A declined charge fails processing and shipping (the default policy) and skips the
 confirmation mail (`cancelled`), each saying why; an operator's retry of the charge runs the rest.
@@ -44,7 +47,10 @@ def create_order(
     items: Sequence[str],
     uid: str = "",
     card: str = TEST_CARD,
+    dispatch: bool = False,
 ) -> DocumentReference:
+    """Place the order `order_id` with its workflow; with `dispatch`, also its `shipping.dispatch`
+    task, which waits for the warehouse's `warehouse.picked` event with `{"orderId": order_id}`."""
     order = client.collection(ORDERS).document(order_id)
     create_with_tasks(
         order,
@@ -56,6 +62,7 @@ def create_order(
             "status": "created",
             "createdAt": firestore.SERVER_TIMESTAMP,
         },
-        order_workflow(order_id),
+        order_workflow(order_id) + ([NewTask("shipping", "dispatch", {"orderId": order_id},
+                                              key="dispatch")] if dispatch else []),
     )
     return order

@@ -1,7 +1,11 @@
-"""The demo `make dev` runs: seeded orders end as the README says, and the retry works."""
+"""The demo `make dev` runs: seeded orders end as the README says, the retry works, and the
+dispatch order waits for the warehouse until the command the demo prints sends its event."""
+
+import os
+import subprocess
 
 from firetasks import operations
-from tests.support import wait_for_state
+from tests.support import ROOT, wait_for_state
 from tools import demo
 
 
@@ -51,3 +55,25 @@ def test_the_demo_retry_keeps_an_email_customer_care_already_fixed(db, capsys):
     assert "email 'care-fixed@example.org' kept" in capsys.readouterr().out
     assert wait_for_state(task.reference)["state"] == "completed"
     assert order.get().get("email") == "care-fixed@example.org"
+
+
+def test_the_demo_s_dispatch_order_waits_for_the_warehouse_and_the_printed_command_resumes_it(db):
+    task = demo.seed_dispatch(db)
+    assert demo.seed_dispatch(db) == task  # seeding again keeps the order as it is
+    fields = task.get().to_dict() or {}
+    if fields.get("state") == "completed":  # an earlier run sent the event: place it anew
+        db.recursive_delete(db.document(f"orders/{demo.DISPATCH_ORDER}"))
+        task = demo.seed_dispatch(db)
+    assert demo.wait_dispatching(task).startswith(
+        "waiting for wait 'picked' for warehouse.picked matching {\"orderId\": \"demo-1005\"}")
+    assert task.get().get("steps")["reserve-carrier"]["result"] == {
+        "carrier": "parcel-co", "slot": "next-day"}
+    command = demo.send_picked_command(os.environ["FIRESTORE_EMULATOR_HOST"], db.project)
+    sent = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith(f"sent warehouse.picked as orders/{demo.DISPATCH_ORDER}/events/")
+    done = wait_for_state(task, ("completed",), timeout=60)
+    assert done["result"] == {"status": "label booked", "carrier": "parcel-co",
+                              "slot": "next-day", "label": f"LBL-{demo.DISPATCH_ORDER}"}
+    assert done["attempts"] == 1

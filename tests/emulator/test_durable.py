@@ -68,9 +68,9 @@ def test_a_sleep_wakes_on_time(db, uid):
     task = db.document(f"orders/{uid}/tasks/sleeper")
     task.set(task_fields("probe", "durableSleep", {"seconds": 4},
                          createdAt=firestore.SERVER_TIMESTAMP))
-    paused = wait_until(lambda: (task.get().to_dict() or {}).get("suspended"),
+    suspended = wait_until(lambda: (task.get().to_dict() or {}).get("suspended"),
                         what="the task to sleep")
-    assert (paused["kind"], paused["step"]) == ("sleep", "nap")
+    assert (suspended["kind"], suspended["step"]) == ("sleep", "nap")
     done = wait_for_state(task, ("completed",), timeout=60)
     assert (done["attempts"], "suspended" in done) == (1, False)
     woke = datetime.datetime.fromisoformat(done["result"]["after"])

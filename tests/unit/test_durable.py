@@ -1,5 +1,5 @@
 """Durable handlers in the test kit: steps run once across failures and crashes, atomic steps
-commit their writes with their results, sleeps pause the task on the fake clock."""
+commit their writes with their results, sleeps suspend the task on the fake clock."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def sleeper(task: Task) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("days", [0.25, 90])
-def test_a_sleep_pauses_the_task_until_its_end_without_being_an_attempt(days: float) -> None:
+def test_a_sleep_suspends_the_task_until_its_end_without_being_an_attempt(days: float) -> None:
     registry = HandlerRegistry()
     registry.register("order", "cool", sleeper, retry=RETRY)
     queue = MemoryQueue(registry)
@@ -145,11 +145,11 @@ def test_a_sleep_pauses_the_task_until_its_end_without_being_an_attempt(days: fl
     end = start + datetime.timedelta(days=days)
     ref = queue.enqueue("orders/o-1", NewTask("order", "cool", {"days": days}))
     queue.run(until=start)
-    paused = queue.get(ref)
-    assert (paused.state, paused.attempts, paused.run_at) == ("scheduled", 0, end)
-    assert paused.fields["suspended"] == {"step": "cool-off", "kind": "sleep", "until": end,
+    suspended = queue.get(ref)
+    assert (suspended.state, suspended.attempts, suspended.run_at) == ("scheduled", 0, end)
+    assert suspended.fields["suspended"] == {"step": "cool-off", "kind": "sleep", "until": end,
                                           "since": start}
-    assert paused.fields["steps"]["cool-off"]["until"] == end
+    assert suspended.fields["steps"]["cool-off"]["until"] == end
     queue.run()
     done = queue.get(ref)
     assert (done.state, done.attempts) == ("completed", 1)
@@ -194,8 +194,9 @@ def test_an_event_sent_before_or_after_the_wait_is_delivered_once() -> None:
     late = queue.enqueue("orders/o-2", NewTask("shipping", "ship", {"id": "o-2"}))
     queue.run(until=queue.clock())
     assert queue.get(early).fields["result"] == {"orderId": "o-1", "bin": 1}
-    paused = queue.get(late)
-    assert (paused.state, paused.fields["suspended"]["event"]) == ("scheduled", "warehouse.picked")
+    suspended = queue.get(late)
+    assert (suspended.state, suspended.fields["suspended"]["event"]) == ("scheduled",
+                                                                         "warehouse.picked")
     queue.send_event("orders/o-2", "warehouse.picked", {"orderId": "other"})  # no match
     queue.send_event("orders/o-2", "warehouse.picked", {"orderId": "o-2", "bin": 2})
     queue.send_event("orders/o-2", "warehouse.picked", {"orderId": "o-2", "bin": 3})
@@ -291,7 +292,7 @@ def test_firetasks_show_prints_the_steps_and_what_the_task_waits_for(capsys) -> 
     args = argparse.Namespace(queue=queue.queue, path=ref.path, json=False)
     assert cli.run_show(queue.client, args) == 0  # type: ignore[arg-type]
     out = capsys.readouterr().out
-    assert ("paused      wait 'picked' for warehouse.picked matching {\"orderId\": \"o-1\"} "
+    assert ("suspended   wait 'picked' for warehouse.picked matching {\"orderId\": \"o-1\"} "
             "until 2030-01-03") in out
     assert "  step picked: null 2030-01-01" in out
 
@@ -309,4 +310,4 @@ def test_a_step_that_would_start_too_close_to_the_timeout_continues_in_a_new_inv
     done = queue.get(ref)
     assert (done.state, done.attempts, len(done.history)) == ("completed", 1, 1)
     assert runs == [("reserve", 1), ("charge", 1), ("pick", 1), ("label", 1)]
-    assert sum("task paused" in record.getMessage() for record in caplog.records) == 1
+    assert sum("task suspended" in record.getMessage() for record in caplog.records) == 1

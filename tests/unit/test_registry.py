@@ -49,6 +49,7 @@ def test_the_shop_registers_the_seed_handlers_and_its_daily_report():
         "payment.charge",
         "reports.daily",
         "reports.export",
+        "shipping.dispatch",
         "shipping.ship",
     ]
 

@@ -36,7 +36,8 @@ def failed_attempt(**options: Any) -> Ending:
 
 
 LATER = NOW + datetime.timedelta(hours=6)
-PAUSED = Ending(2, NOW, NOW, pause={"suspended": {"step": "nap", "kind": "sleep", "until": LATER}})
+SLEPT = Ending(2, NOW, NOW,
+               suspension={"suspended": {"step": "nap", "kind": "sleep", "until": LATER}})
 
 
 # Each move, and the states it may start from (the rest must refuse it).
@@ -69,13 +70,13 @@ MOVES: dict[str, tuple[Callable[[TaskRecord], dict[str, Any]], set[str]]] = {
                          {"scheduled", "retrying"}),
     "resume a held task": (lambda r: transitions.resume_held(
         record(str(r.state), pausedFor="order.send")), {"scheduled", "retrying"}),
-    "suspend (a sleep)": (lambda r: transitions.suspend(r, PAUSED, DEFAULT_RETENTION),
+    "suspend (a sleep)": (lambda r: transitions.suspend(r, SLEPT, DEFAULT_RETENTION),
                           {"running"}),
     "resume a wait": (lambda r: transitions.resume(
-        record(r.fields["state"], suspended=PAUSED.pause["suspended"]), {"steps": {}}),
+        record(r.fields["state"], suspended=SLEPT.suspension["suspended"]), {"steps": {}}),
         {"scheduled"}),
     "suspend, cancel requested": (
-        lambda r: transitions.suspend(record(r.fields["state"], cancelRequested=True), PAUSED,
+        lambda r: transitions.suspend(record(r.fields["state"], cancelRequested=True), SLEPT,
                                       DEFAULT_RETENTION), {"running"}),
 }
 CASES = [(move, state) for move in MOVES for state in [s.value for s in State]]
@@ -144,12 +145,12 @@ def test_a_cancel_request_ends_a_failed_attempt_cancelled_and_its_history_says_s
 
 
 def test_a_sleep_is_not_an_attempt_and_keeps_the_attempt_budget() -> None:
-    fields = transitions.suspend(record("running", attempts=2, retryBase=1), PAUSED,
+    fields = transitions.suspend(record("running", attempts=2, retryBase=1), SLEPT,
                                  DEFAULT_RETENTION)
     assert (fields["state"], fields["attempts"], fields["runAt"]) == ("scheduled", 1, LATER)
     assert fields["suspended"]["step"] == "nap"
-    paused = record("scheduled", attempts=1, retryBase=1, suspended=fields["suspended"])
-    claim = transitions.claim(paused, LATER, datetime.timedelta(minutes=1))
+    suspended = record("scheduled", attempts=1, retryBase=1, suspended=fields["suspended"])
+    claim = transitions.claim(suspended, LATER, datetime.timedelta(minutes=1))
     assert (claim["attempts"], claim["retryBase"]) == (2, 1)
     assert claim["suspended"] is firestore.DELETE_FIELD
 

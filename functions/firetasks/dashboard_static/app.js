@@ -535,7 +535,7 @@ async function loadTask(path) {
   const facts = [["type.action", `${fields.type}.${fields.action}`], ["state", fields.state],
     ["attempts", fields.attempts ?? 0], ["created", when(fields.createdAt)],
     ["started", when(fields.startedAt)], ["finished", when(fields.finishedAt)],
-    ["run at", when(fields.runAt)], ["paused", pauseText(fields.suspended)],
+    ["run at", when(fields.runAt)], ["suspended", suspensionText(fields.suspended)],
     ["error", fields.error ? `${fields.error.type}: ${fields.error.message}` : ""]];
   $("#detail-fields").replaceChildren(...facts.flatMap(([name, value]) => {
     const dd = el("dd");
@@ -562,6 +562,9 @@ async function loadTask(path) {
   show($("#cancel"), ACTIVE.includes(fields.state));
   show($("#pause-handler"), !task.paused);
   show($("#resume-handler"), Boolean(task.paused));
+  const waits = fields.state === "scheduled" && fields.suspended && fields.suspended.kind === "wait";
+  show($("#send-event"), Boolean(waits));
+  show($("#end-wait"), Boolean(waits));
   show($("#detail"), true);
   const row = [...document.querySelectorAll("#tasks tbody tr")].find((tr) => tr.dataset.path === task.path);
   if (listed.has(task.path)) listed.set(task.path, task);
@@ -632,6 +635,26 @@ async function steer(action) {
     loadAudit()]);
 }
 
+// Send the event a waiting task waits for (firetasks.events), under its parent: name and data asked,
+// the wait's own offered (its match as the data).
+async function sendEvent() {
+  if (!current || !current.fields.suspended) return;
+  const shown = current;
+  const wait = shown.fields.suspended;
+  const name = window.prompt("Event name", wait.event || "");
+  if (!name) return;
+  const text = window.prompt("Event data (a JSON object)", JSON.stringify(wait.match || {}));
+  if (text === null) return;
+  try {
+    const sent = await api("api/event", { path: shown.path, name, data: JSON.parse(text) });
+    note("#action-message", `sent ${sent.name} as ${sent.event}`, true);
+  } catch (error) {
+    note("#action-message", `send event failed: ${error.message}`, false);
+  }
+  await Promise.all([loadTask(shown.path).catch((error) => note("#action-message", error.message)),
+    loadAudit()]);
+}
+
 async function bulkRetry() {
   note("#bulk-message", "");
   const counted = await api("api/bulk-retry", { filters: withoutState(filters), dryRun: true });
@@ -694,6 +717,8 @@ async function main() {
   $("#cancel").addEventListener("click", () => act("cancel"));
   $("#pause-handler").addEventListener("click", () => steer("pause"));
   $("#resume-handler").addEventListener("click", () => steer("resume"));
+  $("#send-event").addEventListener("click", sendEvent);
+  $("#end-wait").addEventListener("click", () => act("end-wait"));
   $("#bulk-retry").addEventListener("click",
     () => bulkRetry().catch((error) => note("#bulk-message", error.message, false)));
   $("#chart-handler").addEventListener("change", () => refreshCharts().catch((error) => say(error.message)));
@@ -707,9 +732,9 @@ async function main() {
 
 main();
 
-// What a durable task sleeps or waits for (its `suspended`: firetasks.events.describe_pause).
-function pauseText(pause) {
-  if (!pause) return "";
-  const waits = pause.kind === "wait" ? ` for ${pause.event} matching ${JSON.stringify(pause.match || {})}` : "";
-  return `${pause.kind} '${pause.step}'${waits} until ${when(pause.until)} (since ${when(pause.since)})`;
+// What a durable task sleeps or waits for (its `suspended`: firetasks.events.describe_suspension).
+function suspensionText(suspension) {
+  if (!suspension) return "";
+  const waits = suspension.kind === "wait" ? ` for ${suspension.event} matching ${JSON.stringify(suspension.match || {})}` : "";
+  return `${suspension.kind} '${suspension.step}'${waits} until ${when(suspension.until)} (since ${when(suspension.since)})`;
 }
