@@ -13,7 +13,6 @@ import getpass
 import json
 import os
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -36,10 +35,9 @@ from firetasks.audit import Actor
 from firetasks.cli_waits import add_commands as add_wait_commands
 from firetasks.clock import utc_now
 from firetasks.errors import BadRequest, IllegalTransition, TaskNotFound, Unreachable
-from firetasks.events import describe_suspension
 from firetasks.filters import DATA_PREFIX, FILTERS, TaskFilter
 from firetasks.indexes import index_config, merged
-from firetasks.task import SUSPENDED, State
+from firetasks.task import State
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,33 +182,7 @@ def run_show(client: firestore.Client, args: argparse.Namespace) -> int:
     if args.json:
         cli_format.print_json(task)
         return 0
-    fields = task["fields"]
-    for name in ("type", "action", "state", "attempts", "createdAt", "startedAt", "finishedAt",
-                 "runAt", "expireAt"):
-        print(f"{name:11} {fields.get(name, '')}")
-    error = fields.get("error")
-    if error:
-        print(f"{'error':11} {error['type']}: {error['message']}")
-        traces = [entry["traceback"] for entry in fields.get("history") or []
-                  if entry.get("traceback")]
-        if traces and fields.get("state") in (State.FAILED, State.RETRYING):
-            print(textwrap.indent(traces[-1], " " * 12))
-    print(f"{'data':11} {json.dumps(fields.get('data'), ensure_ascii=False)}")
-    if "result" in fields:
-        print(f"{'result':11} {json.dumps(fields['result'], ensure_ascii=False)}")
-    if isinstance(fields.get(SUSPENDED), dict):
-        print(f"{'suspended':11} {describe_suspension(fields[SUSPENDED])}")
-    for name, step in (fields.get("steps") or {}).items():  # a durable handler's (steps.py)
-        print(f"  step {name}: {json.dumps(step.get('result'), ensure_ascii=False, default=str)} "
-              f"{step.get('startedAt', '')} - {step.get('finishedAt', 'not finished')}")
-    for label, key in (("after", "dependencies"), ("dependents", "dependents")):
-        if task[key]:
-            print(f"{label:11} " + ", ".join(f"{link['id']} ({link['state'] or 'missing'})"
-                                              for link in task[key]))
-    for entry in fields.get("history") or []:
-        error = entry.get("error") or {}
-        print(f"  attempt {entry['attempt']}: {entry['outcome']} {entry.get('finishedAt', '')} "
-              f"{error.get('message', '')}")
+    cli_format.print_task(task)
     return 0
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
-from firetasks.task import State, handler_name
+from firetasks.events import describe_suspension
+from firetasks.task import SUSPENDED, State, handler_name
 
 COLUMNS = [("path", 48), ("type.action", 34), ("state", 10), ("attempts", 8), ("createdAt", 25),
            ("error", 60)]  # the error of a failed or retrying task, shortened
@@ -46,3 +48,34 @@ def error_cell(row: dict[str, Any]) -> str:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def print_task(task: dict[str, Any]) -> None:
+    """`firetasks show`: one task (queries.detail) with its data, error, steps, links, history."""
+    fields = task["fields"]
+    for name in ("type", "action", "state", "attempts", "createdAt", "startedAt", "finishedAt",
+                 "runAt", "expireAt"):
+        print(f"{name:11} {fields.get(name, '')}")
+    error = fields.get("error")
+    if error:
+        print(f"{'error':11} {error['type']}: {error['message']}")
+        traces = [entry["traceback"] for entry in fields.get("history") or []
+                  if entry.get("traceback")]
+        if traces and fields.get("state") in (State.FAILED, State.RETRYING):
+            print(textwrap.indent(traces[-1], " " * 12))
+    print(f"{'data':11} {json.dumps(fields.get('data'), ensure_ascii=False)}")
+    if "result" in fields:
+        print(f"{'result':11} {json.dumps(fields['result'], ensure_ascii=False)}")
+    if isinstance(fields.get(SUSPENDED), dict):
+        print(f"{'suspended':11} {describe_suspension(fields[SUSPENDED])}")
+    for name, step in (fields.get("steps") or {}).items():  # a durable handler's (steps.py)
+        print(f"  step {name}: {json.dumps(step.get('result'), ensure_ascii=False, default=str)} "
+              f"{step.get('startedAt', '')} - {step.get('finishedAt', 'not finished')}")
+    for label, key in (("after", "dependencies"), ("dependents", "dependents")):
+        if task[key]:
+            print(f"{label:11} " + ", ".join(f"{link['id']} ({link['state'] or 'missing'})"
+                                              for link in task[key]))
+    for entry in fields.get("history") or []:
+        error = entry.get("error") or {}
+        print(f"  attempt {entry['attempt']}: {entry['outcome']} {entry.get('finishedAt', '')} "
+              f"{error.get('message', '')}")
