@@ -2,7 +2,7 @@
 their Firestore commits (half after they applied) and reads, crash at the probes of
 functions/testing/chaos.py, and trigger events are dropped (the emulator hub); then sweeps until
 every task is final, a retry of each failure cascade's cause, and checks from the effects the
-handlers recorded. `make test` runs about 150 tasks; `make chaos` 1,000 (FIRETASKS_CHAOS_TASKS),
+handlers recorded. `make test` runs about 120 tasks; `make chaos` 1,000 (FIRETASKS_CHAOS_TASKS),
 printing the report (FIRETASKS_CHAOS_REPORT: also as JSON to that file)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from testing import chaos
 from tests.emulator.test_sweeper import events_lost
 from tests.support import drained
 
-CHAOS_TASKS = int(os.environ.get("FIRETASKS_CHAOS_TASKS", "150"))
+CHAOS_TASKS = int(os.environ.get("FIRETASKS_CHAOS_TASKS", "120"))
 SHARES = {"commit": 0.03, "read": 0.03, "crash": 0.03}
 DROPPED = 50  # one order in DROPPED is enqueued while the hub drops trigger events (2 %)
 IDLE = 4.0  # seconds without a task changing: quiet, or stuck until a sweep
