@@ -91,7 +91,7 @@ test-repeat:
 			{ echo "=== make test: run $$run of $(N) failed" >&2; exit 1; }; \
 	done; echo "=== make test: all $(N) runs passed"
 
-# Not part of `make test` (which runs test_chaos with about 150 tasks): the chaos run, CHAOS_TASKS
+# Not part of `make test` (which runs test_chaos with about 120 tasks): the chaos run, CHAOS_TASKS
 # tasks under injected faults, its report printed and kept in .cache/chaos-report.json.
 CHAOS_TASKS ?= 1000
 chaos: $(VENV)/.install.stamp node_modules/.install.stamp
