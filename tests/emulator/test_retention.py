@@ -14,7 +14,7 @@ from google.cloud import firestore
 import main
 from firetasks import TaskQueue, cli, operations
 from firetasks.audit import AUDIT_COLLECTION, Actor
-from firetasks.operations import PRUNE_BATCH
+from firetasks.pruning import PRUNE_BATCH
 from firetasks.store import FirestoreStore
 from tests.emulator.test_delivery import log_lines
 from tests.firestore_events import written_event
