@@ -192,7 +192,7 @@ def test_a_burst_under_faults_loses_nothing_and_doubles_no_effect(db, uid):
     report["faults injected"] = dict(collections.Counter(
         snapshot.get("kind") for snapshot in db.collection(chaos.FAULTS).stream()))
     report["invariants"] = check(db, uid, tasks)
-    drained(db)  # the final writes' echoes, before the next test's tasks
+    drained(db, timeout=600)  # the run's last echoes and wake-ups, before the next test's
     print("chaos report:", json.dumps(report, indent=2))
     if os.environ.get("FIRETASKS_CHAOS_REPORT"):
         with open(os.environ["FIRETASKS_CHAOS_REPORT"], "w") as out:

@@ -60,8 +60,10 @@ def test_lost_tasks_behind_a_backlog_run_once_and_later_sweeps_read_nothing(db, 
     assert waiting[0][0].value == BACKLOG
     print(f"sweep reads (documents, metered): no tasks {empty_reads}; {BACKLOG} waiting, first "
           f"sweep {first_reads}, every later sweep {then_reads}")
-    assert empty_reads <= 1  # the marks document at most
-    assert then_reads <= 1
+    # The marks documents at most: the tasks' and the events' (durable handlers' waits); a later
+    # sweep also reads again the event at the events' mark, where its scan resumes.
+    assert empty_reads <= 2
+    assert then_reads <= 3
 
 
 def test_a_retried_task_whose_event_is_lost_is_found_by_its_run_at(db, failed_task):

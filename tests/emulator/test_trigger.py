@@ -94,7 +94,7 @@ def test_a_missing_order_fails_with_a_clear_error(db, uid):
          "'state' must be one of"),
         ({"type": "order", "action": "initiateProcessing", "state": "scheduled"},
          "missing field 'data'"),
-        (task_fields("order", "initiateProcessing", priority=1), "unknown field(s) 'priority'"),
+        (task_fields("order", "initiateProcessing", colour=1), "unknown field(s) 'colour'"),
         (task_fields("order", "initiateProcessing", attempts="2"),
          "'attempts' must be a whole number"),
     ],
