@@ -39,7 +39,7 @@ from measure import (  # noqa: E402
     drain,
     measure,
     trickle,
-    wait,
+    wait_count,
 )
 from report import commit, line, machine, noisy, summary, table  # noqa: E402
 
@@ -115,8 +115,8 @@ def measure_workflow(db: firestore.Client, meter: Meter, orders: int = WORKFLOW_
     def shipped() -> int:
         return sum(s.get("state") == "completed" for s in db.get_all(ships))
 
-    wait(f"workflow: all {orders} orders shipped", lambda: shipped() == orders, 600,
-         lambda: f"workflow   {shipped():5}/{orders} orders shipped")
+    wait_count(f"workflow: all {orders} orders shipped", shipped, orders, 600,
+               "workflow   orders shipped")
     last = max(s.update_time for s in db.get_all(ships))  # get_all's times are datetimes
     drain(db, meter, SYSTEMS[1])
     invocations = [entry for entry in meter.since(offset)

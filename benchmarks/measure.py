@@ -70,16 +70,26 @@ class Meter:
             return [json.loads(line) for line in lines]
 
 
-def wait(what: str, done: Callable[[], bool], timeout: float,
-         progress: Callable[[], str] | None = None) -> None:
+def wait(what: str, done: Callable[[], bool], timeout: float) -> None:
     """Poll `done` until it holds; raise SystemExit naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not done():
-        if progress:
-            print(f"\r  {progress()}", end="", flush=True)
         if time.monotonic() > deadline:
             raise SystemExit(f"\nbench: {what} did not happen within {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def wait_count(what: str, count: Callable[[], int], target: int, timeout: float,
+               label: str) -> None:
+    """Poll `count` until it reaches `target`, printing the progress `label n/target` of each
+    poll: one query a poll (the benchmark's own reads load the emulator it measures)."""
+
+    def done() -> bool:
+        n = count()
+        print(f"\r  {label} {n:5}/{target}", end="", flush=True)
+        return n >= target
+
+    wait(what, done, timeout)
 
 
 def add(db: firestore.Client, parent: str, system: System, action: str, run: str,
@@ -179,10 +189,9 @@ def measure(db: firestore.Client, meter: Meter, scenario: Scenario, system: Syst
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(
             lambda parent: add(db, parent, system, scenario.action, run, per_parent), parents))
-    wait(f"{system.name} {scenario.name}: all {scenario.tasks} tasks final",
-         lambda: finished(db, system, run) == scenario.tasks, 120 + scenario.tasks / 5,
-         lambda: f"{system.name:7} {scenario.name:10} {finished(db, system, run):5}"
-                 f"/{scenario.tasks}")
+    wait_count(f"{system.name} {scenario.name}: all {scenario.tasks} tasks final",
+               lambda: finished(db, system, run), scenario.tasks, 120 + scenario.tasks / 5,
+               f"{system.name:7} {scenario.name:10}")
     drain(db, meter, system)
     return figures(db, meter, system, run, offset, started)
 
