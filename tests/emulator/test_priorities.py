@@ -16,7 +16,7 @@ from tests.support import drained, wait_until
 def test_5_high_priority_tasks_start_before_any_more_of_100_waiting_low_ones(
         db: firestore.Client, uid: str) -> None:
     parent = db.document(f"priorities/{uid}")
-    lows = add_tasks(parent, [NewTask("probe", "limitedOne", {"n": n, "seconds": 0.1})
+    lows = add_tasks(parent, [NewTask("probe", "limitedOne", {"n": n, "seconds": 0.2})
                               for n in range(100)])
     tasks = db.collection(f"{parent.path}/tasks")
     done = tasks.where(filter=firestore.FieldFilter("state", "==", "completed")).count()
@@ -43,5 +43,8 @@ def test_5_high_priority_tasks_start_before_any_more_of_100_waiting_low_ones(
     # claim the hand-over under way had read already.
     overtaking = [f["data"]["n"] for f in low if queued < f["startedAt"] < last_high]
     assert len(overtaking) <= 1, f"low-priority tasks {overtaking} started before high ones"
-    assert sum(f["startedAt"] > last_high for f in low) >= 50  # the high ones did not wait
+    # The check above means something only if lows were still waiting when the high ones were
+    # queued (how many depends on how late the emulator delivers the high ones' create events).
+    waiting = sum(f["startedAt"] > queued for f in low)
+    assert waiting >= 10, f"only {waiting} low-priority tasks were still waiting"
     drained(db)
