@@ -20,6 +20,7 @@ from collections.abc import Callable
 from google.cloud import firestore
 
 from firetasks import HandlerRegistry, RetryPolicy, Task
+from firetasks.conditional import apply
 from firetasks.limits import Limits, Rate
 from firetasks.retry import DEFAULT_RETRY
 from firetasks.staging import StagedWrites
@@ -54,7 +55,7 @@ def committing_itself(body: Body) -> Callable[[Task], None]:
         body(task, writes)
         if len(writes):
             batch = task.client.batch()
-            writes.apply(batch)
+            apply(batch, list(writes))
             batch.commit()
 
     return handler
