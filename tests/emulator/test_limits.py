@@ -42,7 +42,7 @@ def run_all(db: Any, parent: str, tasks: list[NewTask], *, timeout: float,
             # Two counts in a row, the lower kept: the emulator's count is not a snapshot, and
             # one taken while a hand-over batch (one task completed, the next claimed) applies
             # can see both running. An attempt over the limit runs for a whole handler run
-            # (0.2 s here), so both counts see it; production Firestore's counts are snapshots.
+            # (0.8 s here), so both counts see it; production Firestore's counts are snapshots.
             seen = min(int(running.get()[0][0].value) for _ in range(2))
             highest[0] = max(highest[0], seen)
             # started before marked: a task claimed between the two counts is in neither
