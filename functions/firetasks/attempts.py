@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from firebase_functions import logger
@@ -79,8 +79,7 @@ class Attempts:
             used, extra = task.attempt - claim["retryBase"], progress.final()
             outcome = self._end(running, registration, ending, used, extra)
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
-            waiting = (self.flow.hand_over_candidates(record, registration)
-                       if hand_over and room else [])
+            waiting = self.flow.hand_over_candidates(record) if hand_over and room else iter(())
             handed = self._hand_over(record, progress.version, outcome, spawns, waiting, lease)
             final = outcome if handed else self._finish(
                 running.ref, progress.version, outcome, registration, ending, used, extra,
@@ -182,7 +181,7 @@ class Attempts:
 
     def _hand_over(
         self, record: TaskRecord, claimed: Any, outcome: dict[str, Any], spawns: StagedWrites,
-        waiting: Sequence[TaskRecord], lease: datetime.timedelta,
+        waiting: Iterator[TaskRecord], lease: datetime.timedelta,
     ) -> tuple[TaskRecord, dict[str, Any], Any] | None:
         """Commit the attempt's outcome (as _finish) with the claim of the first of `waiting`
         still as read: that task, its claim and its version; None if none was (nothing is
@@ -196,7 +195,10 @@ class Attempts:
                 version = self.store.commit_if_unchanged(record.ref, claimed, outcome, writes)
             except exceptions.FailedPrecondition:
                 continue  # another attempt claimed it first: try the next
-            return None if version is None else (task, claim, version)  # None: cancel requested
+            if version is None:
+                return None  # a cancel was requested
+            self.flow.handed_over(task)
+            return task, claim, version
         return None
 
     def _finish(

@@ -31,9 +31,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Unpack
 
@@ -70,6 +69,7 @@ from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
 FUNCTION_PREFIX = "limited"
 MIN_DEADLINE_SEC, MAX_DEADLINE_SEC = 15, 1800  # Cloud Tasks' bounds on a dispatch deadline
+HAND_OVER_TRIES = 3  # reads of the first waiting task, by a hand-over whose claims lose races
 
 
 def function_name(type: str, action: str) -> str:
@@ -95,6 +95,10 @@ class Dispatcher(Protocol):
         `id`, for a function that runs up to `timeout_sec`; whether it is queued (a duplicate of
         a queued id counts)."""
 
+    def cancel(self, function: str, id: str) -> None:
+        """Delete Cloud Task `id` from the queue of `function` if it has not been dispatched
+        (best effort: a dispatch that runs anyway finds its task claimed and ends)."""
+
 
 class CloudTasksDispatcher:
     """Enqueues onto the limited handlers' Cloud Tasks queues (firetasks.wakeup does the call)."""
@@ -104,6 +108,9 @@ class CloudTasksDispatcher:
         # deadline covers the function's timeout, so a slow attempt is not counted out early.
         deadline = min(max(timeout_sec, MIN_DEADLINE_SEC), MAX_DEADLINE_SEC)
         return CloudTasksWaker(function).enqueue(ref, task_id=id, deadline_sec=deadline)
+
+    def cancel(self, function: str, id: str) -> None:
+        CloudTasksWaker(function).delete(id)
 
 
 class InvalidKey(Exception):
@@ -196,16 +203,24 @@ class FlowControl:
         limits = registration.limits
         return bool(limits and limits.concurrency and limits.rate is None and not limits.per_key)
 
-    def hand_over_candidates(self, record: TaskRecord,
-                             registration: Registration) -> list[TaskRecord]:
-        """Tasks waiting for the limits of `record`'s handler, the oldest of them, in random
-        order: attempts that end at once each hand over to a different one."""
-        count = (registration.limits and registration.limits.concurrency) or 1
+    def hand_over_candidates(self, record: TaskRecord) -> Iterator[TaskRecord]:
+        """The task first in line for the limits of `record`'s handler, read one at a time (one
+        read each): the next is read only if the claim of the one before lost to another attempt
+        ending at the same moment, HAND_OVER_TRIES at most."""
         name = handler_name(record.type, record.action)
         if self.pauses.paused(db.client_of(record.ref), [name]):
-            return []  # paused since the attempt started: its slot goes back to the queue
-        waiting = self.store.oldest_waiting(record.ref, name, count)
-        return random.sample(waiting, len(waiting))
+            return  # paused since the attempt started: its slot goes back to the queue
+        for _ in range(HAND_OVER_TRIES):
+            first = self.store.oldest_waiting(record.ref, name)
+            if not first:
+                return
+            yield first[0]
+
+    def handed_over(self, record: TaskRecord) -> None:
+        """A waiting task was claimed by a hand-over: delete the Cloud Task its queuing enqueued
+        (named by the version read), so that no dispatch is left to read it again."""
+        self.dispatcher.cancel(function_name(record.type, record.action),
+                               dispatch_id(record.ref, record.version))
 
     def reclaim(self, client: firestore.Client, now: datetime.datetime) -> int:
         """Free the key slots whose holder's lease passed (the sweeper); how many."""

@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
 
-from firetasks.conditional import put_if_unchanged, read_all
+from firetasks.conditional import with_backoff
 from firetasks.limits import Rate
 
-RATE_COLLECTION = "firetasksRates"  # {type.action}/slots/{0..count-1}: the rate gates' slots
+RATE_COLLECTION = "firetasksRates"  # {type.action or key id}: each gate's one document
+NEXT = "next"  # the gate's next free turn (seconds since the epoch)
 
 
 class RateGate:
     """Holds a limited handler's starts to its rate in every window, not on average.
 
     Cloud Tasks paces dispatches with a token bucket, which lets a burst of up to about a
-    second's tokens through at once (then the rate): a window can hold nearly twice the rate.
-    The gate admits each start through one of `count` slot documents, each taken again only a
-    full period after its last start, with a write conditional on the version read: so no window
-    of the period holds more than `count` starts, across instances. The start records the time
-    it was admitted as its `startedAt`, so the windows hold by that field exactly.
+    second's tokens through at once (the emulator refills its bucket once a second, so a second's
+    dispatches all arrive together): a window can hold nearly twice the rate. The gate hands each
+    start a turn of its own, `per / count` after the one before, and the start waits for it: so
+    no window of the period holds more than `count` starts, across instances.
 
-    Slot `i` is due during the `i`-th `period / count` of each cycle (its turn); a start reads
-    the slot of the current turn and of the LOOK_BACK turns before it (one read each, in one
-    call) and takes the one free the longest, so a turn that nobody used is caught up; if none is
-    free it waits for the earliest to free or the next turn. Steady starts cost LOOK_BACK + 1
-    reads and one write. Each slot is written about once a period: within Firestore's sustained
-    rate of one write a second per document for periods of a second and more.
+    A turn is booked by the server, never read: one commit to the gate's document sets its `next`
+    turn to at least now (Firestore's `maximum` transform: an idle gate does not hand out turns
+    in the past) and then adds one turn (`increment`), and returns the value it made. So a start
+    costs no read and two writes to one document, whatever the backlog: concurrent starts queue
+    on the server, none loses a race and tries again. A commit whose answer is lost and is tried
+    again books a second turn, which then goes unused: a gap, never an excess. The price is one
+    document written twice a start: docs/scaling.md gives its ceiling.
     """
-
-    LOOK_BACK = 2
 
     def __init__(
         self, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep
@@ -44,25 +43,20 @@ class RateGate:
     def admit(self, client: firestore.Client, name: str, rate: Rate) -> float:
         """Wait until `name` may start once more at `rate`; the time it may (seconds since the
         epoch), which the start records as its `startedAt`."""
-        slots = client.collection(RATE_COLLECTION).document(name).collection("slots")
+        gate = client.collection(RATE_COLLECTION).document(name)
         turn = rate.per / rate.count
-        looked = min(self.LOOK_BACK, rate.count - 1)
-        while True:
-            index = math.floor(self.clock() / turn)
-            refs = [slots.document(str((index - back) % rate.count))
-                    for back in range(looked, -1, -1)]
-            snapshots = read_all(client, refs)
-            frees = [_last(snapshot) + rate.per for snapshot in snapshots]
-            now = self.clock()
-            oldest = min(range(len(refs)), key=lambda i: frees[i])
-            if now < frees[oldest]:  # all taken this cycle: wait for one, or for the next turn
-                self.sleep(max(0.0, min(frees[oldest], (index + 1) * turn) - now))
-                continue
-            if put_if_unchanged(snapshots[oldest], {"at": now}) is not None:
-                return now
+        at = self.book(client, gate, turn)
+        self.sleep(max(0.0, at - self.clock()))
+        return at
 
-
-def _last(snapshot: Any) -> float:
-    """When the slot was last taken (seconds since the epoch), -inf if never."""
-    last = snapshot.get("at") if snapshot.exists else None
-    return last if isinstance(last, float) else -math.inf
+    def book(self, client: firestore.Client, gate: firestore.DocumentReference,
+             turn: float) -> float:
+        """Book the gate's next turn: the time it starts (seconds since the epoch)."""
+        def commit() -> float:
+            batch = client.batch()
+            batch.set(gate, {NEXT: firestore.Maximum(self.clock())}, merge=True)
+            batch.set(gate, {NEXT: firestore.Increment(turn)}, merge=True)
+            results = batch.commit()
+            booked = _helpers.decode_value(results[-1].transform_results[0], client)
+            return cast(float, booked) - turn
+        return with_backoff(commit)

@@ -84,12 +84,21 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.pending: list[DocumentReference] = []
         self.ids: set[str] = set()
+        self.queued: dict[str, DocumentReference] = {}  # by id: what cancel() takes back
 
     def dispatch(self, ref: DocumentReference, function: str, id: str, timeout_sec: int) -> bool:
         if id not in self.ids:
             self.ids.add(id)
+            self.queued[id] = ref
             self.pending.append(ref)
         return True
+
+    def cancel(self, function: str, id: str) -> None:
+        ref = self.queued.pop(id, None)
+        for index, pending in enumerate(self.pending):
+            if pending is ref:
+                del self.pending[index]
+                return
 
 
 class MemoryQueue(OperatorVerbs):

@@ -113,6 +113,17 @@ class CloudTasksWaker:
         return True
 
 
+    def delete(self, task_id: str) -> None:
+        """Delete the Cloud Task `task_id` if it has not been dispatched; one that has, or is
+        gone, is left alone (its dispatch finds its task changed)."""
+        db.app()
+        try:
+            functions.task_queue(self.function_name).delete(task_id)
+        except Exception as exc:  # best effort: the dispatch it would spare is harmless
+            logger.debug("Cloud Task not deleted", queue=self.function_name, taskId=task_id,
+                         error=repr(exc))
+
+
 class Wakeable(Protocol):
     def wake(self, ref: DocumentReference) -> None: ...
 

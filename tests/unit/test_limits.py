@@ -181,8 +181,41 @@ def test_an_attempt_hands_its_slot_to_the_oldest_waiting_task_with_its_outcome()
     done = [queue.get(ref) for ref in refs]
     assert [record.state for record in done] == ["completed"] * 3
     assert runs == [1, 1, 1]
-    queue.run()  # the other two dispatches find their tasks completed and run nothing
+    assert queue.dispatcher.pending == []  # the hand-overs deleted the others' Cloud Tasks
+
+
+def test_a_hand_over_reads_one_waiting_task(monkeypatch):
+    queue, runs = limited_queue(concurrency=10, lease=datetime.timedelta(seconds=10))
+    refs = [queue.enqueue("orders/o", NewTask("mail", "send", {"n": n})) for n in range(5)]
+    for ref in refs:
+        queue.processor.handle(queue.get(ref))
+    reads: list[int] = []
+    oldest_waiting = queue.store.oldest_waiting
+    monkeypatch.setattr(queue.store, "oldest_waiting", lambda *args: reads.append(1) or
+                        oldest_waiting(*args))
+    queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
+    assert runs == [1] * 5
+    assert len(reads) == 5  # one query of one task a hand-over, and the last finds none
+
+
+def test_a_hand_over_that_loses_its_claim_reads_the_next_waiting_task(monkeypatch):
+    queue, runs = limited_queue(concurrency=2, lease=datetime.timedelta(seconds=10))
+    refs = [queue.enqueue("orders/o", NewTask("mail", "send", {"n": n})) for n in range(3)]
+    for ref in refs:
+        queue.processor.handle(queue.get(ref))
+    oldest_waiting, reads = queue.store.oldest_waiting, []
+
+    def raced(beside, key, count=1):  # the first in line changes once, after it was read
+        found = oldest_waiting(beside, key, count)
+        reads.append(found[0].ref if found else None)
+        if len(reads) == 1:
+            queue.store.write_if_unchanged(found[0].ref, found[0].version, {"note": "edited"})
+        return found
+    monkeypatch.setattr(queue.store, "oldest_waiting", raced)
+    queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
+    assert [queue.get(ref).state for ref in refs] == ["completed"] * 3
     assert runs == [1, 1, 1]
+    assert reads == [refs[1], refs[1], refs[2], None]  # the claim that lost: read again
 
 
 def test_without_a_lease_shorter_than_the_timeout_a_slot_goes_back_to_the_queue():
