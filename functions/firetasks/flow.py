@@ -22,8 +22,8 @@ window (Cloud Tasks' token bucket lets bursts through); a start records the time
 admitted it as `startedAt`.
 
 A waiting task costs one write (`queuedAt`), one extra trigger invocation (that write's event),
-one enqueue and one dispatch, and a rate three reads and a write more; docs/scaling.md has the
-ceilings and the measurements.
+one enqueue and one dispatch (none, when a hand-over claims it: it deletes the Cloud Task), and a
+rate two writes more; docs/scaling.md has the ceilings and the measurements.
 """
 
 from __future__ import annotations
@@ -292,8 +292,8 @@ class Admitted:
         began = time.time()
         at = self.gate.admit(db.client_of(ref), gate, self.limits.rate)
         logger.debug("start admitted at the handler's rate", path=ref.path,
-                     rate=str(self.limits.rate), waitedMs=round((at - began) * 1000))
-        self.runner.run_admitted(ref, datetime.datetime.fromtimestamp(at, datetime.UTC), record)
+                     rate=str(self.limits.rate), waitedMs=round((at.timestamp() - began) * 1000))
+        self.runner.run_admitted(ref, at, record)
 
 
 def limited_triggers(

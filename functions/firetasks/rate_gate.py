@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 import time
 from collections.abc import Callable
 from typing import cast
@@ -13,7 +15,9 @@ from firetasks.conditional import with_backoff
 from firetasks.limits import Rate
 
 RATE_COLLECTION = "firetasksRates"  # {type.action or key id}: each gate's one document
-NEXT = "next"  # the gate's next free turn (seconds since the epoch)
+NEXT = "next"  # the gate's next free turn (microseconds since the epoch)
+MICROSECONDS = 1_000_000
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 class RateGate:
@@ -40,23 +44,25 @@ class RateGate:
         self.clock = clock
         self.sleep = sleep
 
-    def admit(self, client: firestore.Client, name: str, rate: Rate) -> float:
-        """Wait until `name` may start once more at `rate`; the time it may (seconds since the
-        epoch), which the start records as its `startedAt`."""
+    def admit(self, client: firestore.Client, name: str, rate: Rate) -> datetime.datetime:
+        """Wait until `name` may start once more at `rate`; the time it may, which the start
+        records as its `startedAt`."""
         gate = client.collection(RATE_COLLECTION).document(name)
-        turn = rate.per / rate.count
+        turn = math.ceil(rate.per * MICROSECONDS / rate.count)
         at = self.book(client, gate, turn)
-        self.sleep(max(0.0, at - self.clock()))
-        return at
+        self.sleep(max(0.0, at / MICROSECONDS - self.clock()))
+        return EPOCH + datetime.timedelta(microseconds=at)
 
-    def book(self, client: firestore.Client, gate: firestore.DocumentReference,
-             turn: float) -> float:
-        """Book the gate's next turn: the time it starts (seconds since the epoch)."""
-        def commit() -> float:
+    def book(self, client: firestore.Client, gate: firestore.DocumentReference, turn: int) -> int:
+        """Book the gate's next turn (`turn` microseconds after the one before): when it starts,
+        in whole microseconds since the epoch, as Firestore keeps times: so turns stay exactly
+        `turn` apart in the tasks' `startedAt`, never a rounding less."""
+        def commit() -> int:
             batch = client.batch()
-            batch.set(gate, {NEXT: firestore.Maximum(self.clock())}, merge=True)
+            batch.set(gate, {NEXT: firestore.Maximum(math.ceil(self.clock() * MICROSECONDS))},
+                      merge=True)
             batch.set(gate, {NEXT: firestore.Increment(turn)}, merge=True)
             results = batch.commit()
             booked = _helpers.decode_value(results[-1].transform_results[0], client)
-            return cast(float, booked) - turn
+            return cast(int, booked) - turn
         return with_backoff(commit)
