@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from firetasks import HandlerRegistry, NewTask, Task
 from firetasks.debounce import pointer_ref
+from firetasks.recovery import STALE_AFTER
 from firetasks.testing import MemoryQueue
 
 SECONDS = datetime.timedelta(seconds=1)
@@ -116,6 +117,20 @@ def test_a_request_after_the_burst_ran_starts_the_next_burst() -> None:
     request(queue, 2)
     queue.run()
     assert [data for _, data in runs] == [1, 2]
+
+
+def test_a_request_whose_event_was_lost_is_folded_by_the_sweeper_s_wake_up() -> None:
+    queue, runs = kit()
+    request(queue, 1, debounce=600, maxWait=900)
+    queue.run(until=queue.clock())
+    queue.clock.advance(1)
+    request(queue, 2, debounce=600, maxWait=900)
+    queue.store.events.clear()  # request 2's create event is lost
+    queue.clock.advance(STALE_AFTER.total_seconds() + 1)
+    assert queue.sweep().rewoken == 1
+    queue.run()
+    assert [data for _, data in runs] == [2]
+    assert [task.path for task in burst(queue)] == [f"{TASKS}/request-1"]
 
 
 def test_a_server_enqueue_and_a_client_request_of_one_key_share_the_burst() -> None:
