@@ -43,8 +43,6 @@ from firetasks.record import TaskRecord
 from firetasks.store import TaskStore
 from firetasks.task import DEBOUNCE_UNTIL, DEBOUNCED_AT, State, is_debounce_request
 
-__all__ = ["DEBOUNCE_UNTIL", "Enqueue", "debounced", "fold", "pointer_ref"]
-
 DEBOUNCE_COLLECTION = "firetasksDebounce"
 TRIES = 10  # enqueues of one key racing: each lost race is one more read of the pointer
 
