@@ -14,7 +14,10 @@ import pytest
 from google.cloud import firestore
 
 from firetasks import NewTask, add_tasks
+from firetasks.debounce import pointer_ref
+from tests.emulator.test_atomic import UNTRIGGERED, deliver_concurrently
 from tests.emulator.test_rules import create
+from tests.firestore_events import written_event
 from tests.support import drained, mails_for, probe_runs, wait_for_state, wait_until
 
 DEBOUNCE = datetime.timedelta(seconds=30)
@@ -65,6 +68,25 @@ def test_a_customer_s_10_debounced_requests_run_one_task_once_with_the_last_data
     assert (done.get("attempts"), done.get("result")["change"]) == (1, "change 9")
     assert done.get("startedAt") >= done.get("debouncedAt") + datetime.timedelta(seconds=10)
     assert [mail["message"]["text"] for mail in mails_for(db, done.reference)] == ["change 9\n"]
+
+
+def test_8_concurrent_deliveries_of_each_request_start_one_burst_and_fold_the_next_once(
+        db: firestore.Client, uid: str) -> None:
+    tasks = db.collection(f"orders/{uid}/{UNTRIGGERED}")  # delivered by the test alone
+    first, second = tasks.document("change-0"), tasks.document("change-1")
+    for n, request in enumerate((first, second)):
+        request.set({**CHANGED, "data": {"orderId": uid, "change": f"change {n}"},
+                     "createdAt": firestore.SERVER_TIMESTAMP})
+    events = [written_event(None, request.get(), project=db.project) for request in (first, second)]
+    deliver_concurrently(events[0])
+    burst = first.get().to_dict()
+    assert (burst["state"], burst["debouncedAt"]) == ("scheduled", burst["createdAt"])
+    deliver_concurrently(events[1])
+    assert not second.get().exists
+    burst = first.get().to_dict()
+    assert burst["data"]["change"] == "change 1"
+    assert burst["runAt"] == burst["debouncedAt"] + datetime.timedelta(seconds=10)
+    assert pointer_ref(tasks, "changed").get().to_dict() == {"task": first.path}
 
 
 @pytest.mark.parametrize("change", [
