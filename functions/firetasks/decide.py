@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from firetasks.record import TaskRecord
 from firetasks.registry import Registration
-from firetasks.task import State, problems
+from firetasks.task import State, is_debounce_request, problems
 
 
 class Do(StrEnum):
@@ -19,6 +19,7 @@ class Do(StrEnum):
     INVALID = "invalid"  # malformed: end it `failed`, listing its problems
     CANCEL = "cancel"  # it arrived with a cancel request: end it `cancelled` unrun
     UNHANDLED = "unhandled"  # no handler for its type.action: leave it as it is
+    FOLD = "fold"  # a client's debounced enqueue: fold it into its key's burst (debounce)
     NOT_DUE = "not due"  # its `runAt` is ahead: have it woken then
     QUEUE = "queue"  # its handler is limited: wait for its queue to admit it
     RUN = "run"  # claim it and run the attempt
@@ -52,6 +53,8 @@ def decide(
         return Decision(Do.CANCEL)
     if registration is None:
         return Decision(Do.UNHANDLED)
+    if record.state == State.SCHEDULED and is_debounce_request(record.fields):
+        return Decision(Do.FOLD)
     if record.run_at is not None and record.run_at > now:
         return Decision(Do.NOT_DUE, run_at=record.run_at)
     if registration.limits is not None and not admitted:

@@ -19,7 +19,7 @@ from firebase_functions import firestore_fn, logger
 from firebase_functions.core import Change
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
-from firetasks import db, events, transitions, workflow
+from firetasks import db, debounce, events, transitions, workflow
 from firetasks.attempts import Attempts
 from firetasks.clock import Clock, utc_now
 from firetasks.config import TaskQueue
@@ -161,6 +161,11 @@ class TaskProcessor:
             self._write(record, fields | stamp)
         elif decision.do == Do.UNHANDLED:
             logger.info("skip processing task, no handler exists", **context)
+        elif decision.do == Do.FOLD:  # a client's debounced enqueue joins its key's burst
+            burst = debounce.fold(record, self.store)
+            logger.info("skip folding debounced enqueue, folded by another delivery"
+                        if burst is None else "debounced enqueue folded into its burst's task",
+                        burst=burst and burst.path, **context)
         elif decision.do == Do.NOT_DUE and events.deliver_waiting(record, self.store):
             logger.info("wait delivered an event found after it was registered", **context)
         elif decision.do == Do.NOT_DUE and decision.run_at is not None:

@@ -74,14 +74,14 @@ def split_limit_key(limit_key: str) -> tuple[str, str | None]:
 DEFAULT_COLLECTIONS = ("tasks",)  # the tasks subcollection's id, unless a TaskQueue names others
 REQUIRED_FIELDS = ("type", "action", "state", "data")
 CLIENT_FIELDS = ("runAt", "maxAttempts", "cancelRequested", "after", "onDependencyFailure", "key",
-                 "priority")
+                 "priority", "debounce", "maxWait")
 DEPENDENCY_POLICIES = ("fail", "run", "skip")  # what a failed dependency does to its dependents
 MAX_DEPENDENCIES = 100
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # ids a task names in `after`
 MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "leaseId", "result", "error", "history", "spawnedBy", "expireAt", "progress",
-    "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "shareKey",
+    "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "debouncedAt", "shareKey",
     "steps", "suspended",
 )
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
@@ -94,6 +94,9 @@ PRIORITY_STEP = 600.0
 WAIT_RANK = "waitRank"
 SHARE_KEY = "shareKey"  # a waiting task of a handler whose limits its key's values share
 SUSPENDED = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
+DEBOUNCE_UNTIL = "debounceUntil"  # a debounced task's latest start: its first enqueue + max_wait
+DEBOUNCED_AT = "debouncedAt"  # when the enqueue whose data a debounced task holds was made
+MAX_DEBOUNCE_SECONDS = 30 * 24 * 3600  # a client's `debounce` and `maxWait`: at most 30 days
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100
 # Firestore refuses documents over 1 MiB; a task needs room for the processor's own fields
@@ -146,6 +149,7 @@ def problems(fields: Mapping[str, Any]) -> list[str]:
         found.append(f"the task document is {size:,} bytes; at most {MAX_TASK_BYTES:,} leave room "
                      "for the processor's fields (keep large payloads elsewhere, pass a reference)")
     found += _dependency_problems(fields)
+    found += _debounce_problems(fields)
     if "cancelRequested" in fields and not isinstance(fields["cancelRequested"], bool):
         found.append(f"'cancelRequested' must be true or false, got "
                      f"{_describe(fields['cancelRequested'])}")
@@ -165,6 +169,31 @@ def _dependency_problems(fields: Mapping[str, Any]) -> list[str]:
                      f"got {_describe(fields['onDependencyFailure'])}")
     if "key" in fields and not isinstance(fields["key"], str):
         found.append(f"'key' must be a string, got {_describe(fields['key'])}")
+    return found
+
+
+def is_debounce_request(fields: Mapping[str, Any]) -> bool:
+    """Whether a task is a client's debounced enqueue not yet folded into its key's burst
+    (firetasks.debounce): it has a raw `debounce` and no `debounceUntil`."""
+    return "debounce" in fields and DEBOUNCE_UNTIL not in fields
+
+
+def _debounce_problems(fields: Mapping[str, Any]) -> list[str]:
+    """A client's debounced enqueue: `debounce` and `maxWait` in seconds, with a key, on its own."""
+    found = []
+    debounce, max_wait = fields.get("debounce"), fields.get("maxWait")
+    if "debounce" in fields and not _is_seconds(debounce):
+        found.append(f"'debounce' must be a number of seconds above 0 and at most "
+                     f"{MAX_DEBOUNCE_SECONDS:,}, got {_describe(debounce)}")
+    if "maxWait" in fields and "debounce" not in fields:
+        found.append("'maxWait' needs 'debounce'")
+    elif "maxWait" in fields and not (_is_seconds(max_wait) and (
+            not _is_seconds(debounce) or max_wait >= debounce)):
+        found.append(f"'maxWait' must be a number of seconds at least 'debounce' and at most "
+                     f"{MAX_DEBOUNCE_SECONDS:,}, got {_describe(max_wait)}")
+    if is_debounce_request(fields) and ("key" not in fields or "after" in fields
+                                        or "runAt" in fields):
+        found.append("'debounce' needs a 'key' (the burst's), and takes no 'after' or 'runAt'")
     return found
 
 
@@ -219,6 +248,11 @@ def document_size(value: object) -> int:
 def _is_count(value: object, low: int, high: int | None = None) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool) and value >= low
             and (high is None or value <= high))
+
+
+def _is_seconds(value: object) -> TypeGuard[float]:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and 0 < value <= MAX_DEBOUNCE_SECONDS)
 
 
 def _matches(pattern: re.Pattern[str], value: object) -> bool:

@@ -33,7 +33,6 @@ from google.cloud.firestore import DocumentReference
 
 from firetasks import events
 from firetasks.config import TaskQueue
-from firetasks.debounce import DEBOUNCE_UNTIL
 from firetasks.enqueue import add_tasks
 from firetasks.errors import TaskNotFound
 from firetasks.handler import Task
@@ -46,7 +45,7 @@ from firetasks.new_task import NewTask
 from firetasks.processor import TaskProcessor
 from firetasks.record import TaskRecord
 from firetasks.registry import Handler, HandlerRegistry
-from firetasks.task import DEFAULT_COLLECTIONS, split_handler_name
+from firetasks.task import DEBOUNCE_UNTIL, DEFAULT_COLLECTIONS, split_handler_name
 from firetasks.wakeup import WAIT_LIMIT, HorizonWaker
 
 __all__ = ["START", "FakeClock", "MemoryClient", "MemoryQueue", "MemoryStore", "UntriggeredTask",

@@ -1,6 +1,6 @@
-"""The shop's task handlers: the seed's `order.sendConfirmationEmail` and `initiateProcessing`, and
-the rest of an order's workflow (shop.orders): `payment.charge` before them, `shipping.ship`
-after."""
+"""The shop's task handlers: the seed's `order.sendConfirmationEmail` and `initiateProcessing`, the
+customer's debounced `order.notifyChanged`, and the rest of an order's workflow (shop.orders):
+`payment.charge` before them, `shipping.ship` after."""
 
 from __future__ import annotations
 
@@ -48,20 +48,33 @@ def _order(task: Task) -> dict[str, Any]:
                                       data="data.keys().hasOnly(['orderId'])"))
 def send_confirmation_email(task: Task) -> dict[str, str]:
     """Queue the confirmation mail in the Trigger Email extension's format."""
-    order = _order(task)
+    order, order_id = _order(task), task.parent.id
+    lines = "\n".join(f"- {item}" for item in order.get("items") or []) or "- (no items)"
+    return _mail(task, order, f"Your order {order_id} is confirmed",
+                 f"Thank you for your order {order_id}.\n\n{lines}\n")
+
+
+# The order's owner changes the order in the web app, and each change enqueues this task debounced
+# (key "changed": docs/guides/flow-control.md#debounce): a burst of changes sends one mail, naming
+# the last one (data.change). A client may not enqueue processing, so it is only a mail.
+@registry.handler("order", "notifyChanged", atomic=True, searchable=("orderId",),
+                  client=ClientAccess(data="data.keys().hasOnly(['orderId', 'change'])"))
+def notify_changed(task: Task) -> dict[str, str]:
+    """Queue the "your order changed" mail in the Trigger Email extension's format."""
+    change = str(task.data.get("change", "it was updated"))
+    return _mail(task, _order(task), f"Your order {task.parent.id} changed",
+                 f"{change}\n") | {"change": change}
+
+
+def _mail(task: Task, order: dict[str, Any], subject: str, text: str) -> dict[str, str]:
+    """Stage a mail to the order's address (the Trigger Email extension sends it): its id."""
     email = order.get("email")
     if not isinstance(email, str) or not EMAIL_PATTERN.fullmatch(email):
         raise OrderError(f"order {task.parent.path} has no valid email address: {email!r}")
-    order_id = task.parent.id
-    items = order.get("items") or []
-    lines = "\n".join(f"- {item}" for item in items) or "- (no items)"
     mail = task.writes.create(task.client.collection(MAIL_COLLECTION).document(), {
         "to": email,
-        "message": {
-            "subject": f"Your order {order_id} is confirmed",
-            "text": f"Thank you for your order {order_id}.\n\n{lines}\n",
-        },
-        "orderId": order_id,
+        "message": {"subject": subject, "text": text},
+        "orderId": task.parent.id,
         "taskPath": task.path,
         "attempt": task.attempt,
         "createdAt": firestore.SERVER_TIMESTAMP,

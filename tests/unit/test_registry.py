@@ -45,6 +45,7 @@ def test_the_shop_registers_the_seed_handlers_and_its_daily_report():
     assert shop_registry.names() == [
         "inventory.mutations.initiateOrderProcessing",
         "order.initiateProcessing",
+        "order.notifyChanged",
         "order.sendConfirmationEmail",
         "payment.charge",
         "reports.daily",
