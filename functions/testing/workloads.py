@@ -83,8 +83,10 @@ for action, limits in LIMITED.items():
     registry.register("benchLimited", action, committing_itself(BODIES[action]),
                       retry=RETRY.get(action, DEFAULT_RETRY), limits=limits,
                       lease=datetime.timedelta(seconds=30))  # < the timeout: hands over
-registry.register("benchPerKey", "work", committing_itself(work), retry=RETRY["work"],
-                  limits=Limits(concurrency=1, key=lambda task: task.ref.parent.parent.id))
+for action in ("work", "noop"):  # noop: the bench's drain sentinel (each type has one)
+    registry.register("benchPerKey", action, committing_itself(BODIES[action]),
+                      retry=RETRY.get(action, DEFAULT_RETRY),
+                      limits=Limits(concurrency=1, key=lambda task: task.ref.parent.parent.id))
 
 # The durable scenario's handlers (firetasks.steps), claim mode: `steps` saves three steps of no
 # work, `sleep` sleeps one second once (a wake-up and an invocation more).
@@ -101,3 +103,4 @@ def one_sleep(task: Task) -> None:
 
 registry.register("benchDurable", "steps", three_steps)
 registry.register("benchDurable", "sleep", one_sleep)
+registry.register("benchDurable", "noop", committing_itself(noop))  # the drain's sentinel
