@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import time
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 from firebase_functions import logger
@@ -79,8 +78,9 @@ class Attempts:
             used, extra = task.attempt - claim["retryBase"], progress.final()
             outcome = self._end(running, registration, ending, used, extra)
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
-            waiting = self.flow.hand_over_candidates(record) if hand_over and room else iter(())
-            handed = self._hand_over(record, progress.version, outcome, spawns, waiting, lease)
+            waiting = self.flow.hand_over_candidate(record) if hand_over and room else None
+            handed = None if waiting is None else self._hand_over(
+                record, progress.version, outcome, spawns, waiting, lease)
             final = outcome if handed else self._finish(
                 running.ref, progress.version, outcome, registration, ending, used, extra,
                 context, spawns)
@@ -181,25 +181,23 @@ class Attempts:
 
     def _hand_over(
         self, record: TaskRecord, claimed: Any, outcome: dict[str, Any], spawns: StagedWrites,
-        waiting: Iterator[TaskRecord], lease: datetime.timedelta,
+        waiting: TaskRecord, lease: datetime.timedelta,
     ) -> tuple[TaskRecord, dict[str, Any], Any] | None:
-        """Commit the attempt's outcome (as _finish) with the claim of the first of `waiting`
-        still as read: that task, its claim and its version; None if none was (nothing is
-        written then, and _finish writes the outcome alone)."""
+        """Commit the attempt's outcome (as _finish) with the claim of `waiting` if it is still
+        as read: that task, its claim and its version; None if it was not (nothing is written
+        then, and _finish writes the outcome alone)."""
         completed = outcome["state"] == State.COMPLETED
-        for task in waiting:
-            claim = transitions.claim(task, self.clock(), lease)
-            writes = StagedWrites([*(spawns if completed else ()),
-                                   Write("update", task.ref, claim, if_version=task.version)])
-            try:
-                version = self.store.commit_if_unchanged(record.ref, claimed, outcome, writes)
-            except exceptions.FailedPrecondition:
-                continue  # another attempt claimed it first: try the next
-            if version is None:
-                return None  # a cancel was requested
-            self.flow.handed_over(task)
-            return task, claim, version
-        return None
+        claim = transitions.claim(waiting, self.clock(), lease)
+        writes = StagedWrites([*(spawns if completed else ()),
+                               Write("update", waiting.ref, claim, if_version=waiting.version)])
+        try:
+            version = self.store.commit_if_unchanged(record.ref, claimed, outcome, writes)
+        except exceptions.FailedPrecondition:
+            return None  # another attempt claimed it first
+        if version is None:
+            return None  # a cancel was requested
+        self.flow.handed_over(waiting)
+        return waiting, claim, version
 
     def _finish(
         self, ref: DocumentReference, version: Any, outcome: dict[str, Any],

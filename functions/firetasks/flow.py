@@ -32,7 +32,7 @@ import contextlib
 import datetime
 import hashlib
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, Unpack
 
@@ -69,7 +69,6 @@ from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
 FUNCTION_PREFIX = "limited"
 MIN_DEADLINE_SEC, MAX_DEADLINE_SEC = 15, 1800  # Cloud Tasks' bounds on a dispatch deadline
-HAND_OVER_TRIES = 3  # reads of the first waiting task, by a hand-over whose claims lose races
 
 
 def function_name(type: str, action: str) -> str:
@@ -203,18 +202,16 @@ class FlowControl:
         limits = registration.limits
         return bool(limits and limits.concurrency and limits.rate is None and not limits.per_key)
 
-    def hand_over_candidates(self, record: TaskRecord) -> Iterator[TaskRecord]:
-        """The task first in line for the limits of `record`'s handler, read one at a time (one
-        read each): the next is read only if the claim of the one before lost to another attempt
-        ending at the same moment, HAND_OVER_TRIES at most."""
+    def hand_over_candidate(self, record: TaskRecord) -> TaskRecord | None:
+        """The task first in line for the limits of `record`'s handler (one read), if any and
+        the handler is not paused. Attempts that end at the same moment reach for the same task:
+        one claims it, and the others' slots go back to Cloud Tasks, whose next dispatch starts
+        the next in line (so a lost race costs its one read, not a round of reads by each)."""
         name = handler_name(record.type, record.action)
         if self.pauses.paused(db.client_of(record.ref), [name]):
-            return  # paused since the attempt started: its slot goes back to the queue
-        for _ in range(HAND_OVER_TRIES):
-            first = self.store.oldest_waiting(record.ref, name)
-            if not first:
-                return
-            yield first[0]
+            return None  # paused since the attempt started: its slot goes back to the queue
+        first = self.store.oldest_waiting(record.ref, name)
+        return first[0] if first else None
 
     def handed_over(self, record: TaskRecord) -> None:
         """A waiting task was claimed by a hand-over: delete the Cloud Task its queuing enqueued
