@@ -82,9 +82,10 @@ def dispatch_id(ref: DocumentReference, version: Any) -> str:
     """The Cloud Task's id for one queued version of a task (or a tuple naming one enqueue of
     it): enqueued twice, dispatched once."""
     parts = version if isinstance(version, tuple) else (version,)
-    # DatetimeWithNanoseconds (a Firestore update time) keeps its nanoseconds in rfc3339()
-    stamp = "@".join(part.rfc3339() if hasattr(part, "rfc3339") else part.isoformat()
-                     if isinstance(part, datetime.datetime) else str(part) for part in parts)
+    # One version is one id, however it was read (a write's result, a get, a query: each gives
+    # its time as another type); rfc3339() keeps the nanoseconds.
+    stamp = "@".join(str(part) if isinstance(part, str | int) else db.as_version(part).rfc3339()
+                     for part in parts)
     return hashlib.sha256(f"{ref.path}@{stamp}".encode()).hexdigest()[:40]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+from google.protobuf.timestamp_pb2 import Timestamp
 
 import main
 from firetasks import HandlerRegistry, NewTask, Rate, RetryPolicy, Task, limited_triggers
@@ -60,6 +62,16 @@ def test_queue_names_are_letters_and_digits_and_ids_name_one_version():
     ref = main_queue.store.client.document("orders/o/tasks/t")
     assert dispatch_id(ref, 1) == dispatch_id(ref, 1) != dispatch_id(ref, 2)
     assert dispatch_id(ref, 1) != dispatch_id(ref.parent.document("u"), 1)
+
+
+def test_a_version_names_one_dispatch_however_it_was_read():
+    """A write's result, a get and a query give one update time as three types: the hand-over
+    deletes the Cloud Task that the queuing named, so they must name it alike."""
+    ref = MemoryQueue(HandlerRegistry()).store.client.document("orders/o/tasks/t")
+    read = DatetimeWithNanoseconds(2030, 1, 1, 12, 0, 0, nanosecond=123456789, tzinfo=datetime.UTC)
+    queried = Timestamp(seconds=int(read.timestamp()), nanos=123456789)
+    assert dispatch_id(ref, queried) == dispatch_id(ref, read) != dispatch_id(
+        ref, read.replace(microsecond=123457))
 
 
 def limited_queue(**limits: object) -> tuple[MemoryQueue, list[int]]:
