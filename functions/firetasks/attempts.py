@@ -58,9 +58,10 @@ class Attempts:
     def run_claimed(self, record: TaskRecord, registration: Registration,
                     stamp: dict[str, Any], hand_over: bool = False) -> None:
         """Claim the task and run the attempt. `hand_over` (a handler limited to a concurrency,
-        admitted by its queue): the attempt's outcome is committed with the claim of the
-        handler's oldest waiting task, which then runs here, in the slot this attempt held,
-        while the function's timeout leaves room for another lease."""
+        admitted by its queue): if the task waited for its slot, the attempt's outcome is
+        committed with the claim of the handler's first waiting task, which then runs here, in
+        the slot this attempt held, while the function's timeout leaves room for another lease
+        (firetasks.flow)."""
         lease = self.queue.lease_of(record.type, record.action)
         began = time.monotonic()
         started = self.clock()
@@ -68,6 +69,9 @@ class Attempts:
         claimed = self.store.write_if_unchanged(record.ref, record.version, claim)
         if claimed is None:
             logger.info("skip processing task, changed by another write", **record.describe())
+        # a chain of hand-overs starts where a task waited for its slot, and goes on while each
+        # look finds a task waiting
+        looking = hand_over and self.flow.waited_for_slot(record, started)
         while claimed is not None:
             running = transitions.as_claimed(record, claimed)
             context = running.describe()
@@ -78,7 +82,7 @@ class Attempts:
             used, extra = task.attempt - claim["retryBase"], progress.final()
             outcome = self._end(running, registration, ending, used, extra)
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
-            waiting = self.flow.hand_over_candidate(record) if hand_over and room else None
+            waiting = self.flow.hand_over_candidate(record) if looking and room else None
             handed = None if waiting is None else self._hand_over(
                 record, progress.version, outcome, spawns, waiting, lease)
             final = outcome if handed else self._finish(

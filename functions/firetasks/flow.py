@@ -55,6 +55,7 @@ from firetasks.registry import Registration
 from firetasks.store import TaskStore
 from firetasks.task import (
     LIMIT_KEY,
+    QUEUED_AT,
     WAKE_STATES,
     State,
     handler_name,
@@ -69,6 +70,7 @@ from firetasks.wakeup import CloudTasksWaker, wake_trigger
 
 FUNCTION_PREFIX = "limited"
 MIN_DEADLINE_SEC, MAX_DEADLINE_SEC = 15, 1800  # Cloud Tasks' bounds on a dispatch deadline
+HAND_OVER_WAIT = datetime.timedelta(seconds=1)  # a task queued longer waited for its slot
 
 
 def function_name(type: str, action: str) -> str:
@@ -202,6 +204,15 @@ class FlowControl:
         so only a handler that declares a lease shorter than the timeout hands over."""
         limits = registration.limits
         return bool(limits and limits.concurrency and limits.rate is None and not limits.per_key)
+
+    @staticmethod
+    def waited_for_slot(record: TaskRecord, started: datetime.datetime) -> bool:
+        """Whether the task, started at `started`, waited for its slot (it was queued
+        HAND_OVER_WAIT or more before): then others may wait too, and its attempt looks for one
+        to hand its slot to. A task that started at once had free slots beside it: nothing was
+        waiting, and a look would cost a read for nothing."""
+        queued = record.fields.get(QUEUED_AT)
+        return isinstance(queued, datetime.datetime) and started - queued >= HAND_OVER_WAIT
 
     def hand_over_candidate(self, record: TaskRecord) -> TaskRecord | None:
         """The task first in line for the limits of `record`'s handler (one read), if any and

@@ -84,6 +84,7 @@ MANAGED_FIELDS = (
     "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "debouncedAt", "shareKey",
     "steps", "suspended",
 )
+QUEUED_AT = "queuedAt"  # on a task waiting for its handler's limits (or a pause): since when
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
 PAUSED_FOR = "pausedFor"  # on a task held by a pause: its handler's name or `limitKey` (pauses)
 MAX_PRIORITY = 9  # `priority`: 0 (the default) to 9, the highest

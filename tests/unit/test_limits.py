@@ -189,6 +189,7 @@ def test_an_attempt_hands_its_slot_to_the_oldest_waiting_task_with_its_outcome()
     for ref in refs:  # their create events: all three queued
         queue.processor.handle(queue.get(ref))
     assert [queue.get(ref).fields["limitKey"] for ref in refs] == ["mail.send"] * 3
+    queue.clock.advance(1)  # the tasks waited for their slot: a look for the next is worth it
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))  # ONE dispatch runs all three
     done = [queue.get(ref) for ref in refs]
     assert [record.state for record in done] == ["completed"] * 3
@@ -205,9 +206,20 @@ def test_a_hand_over_reads_one_waiting_task(monkeypatch):
     oldest_waiting = queue.store.oldest_waiting
     monkeypatch.setattr(queue.store, "oldest_waiting", lambda *args: reads.append(1) or
                         oldest_waiting(*args))
+    queue.clock.advance(1)  # the tasks waited for their slot: a look for the next is worth it
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
     assert runs == [1] * 5
     assert len(reads) == 5  # one query of one task a hand-over, and the last finds none
+
+
+def test_a_task_that_started_at_once_does_not_look_for_a_waiting_one(monkeypatch):
+    """Its slot was free when it was queued: nothing waited beside it, so no read is spent."""
+    queue, runs = limited_queue(concurrency=10, lease=datetime.timedelta(seconds=10))
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {}))
+    queue.processor.handle(queue.get(ref))
+    monkeypatch.setattr(queue.store, "oldest_waiting", lambda *args: pytest.fail("a read"))
+    queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
+    assert (queue.get(ref).state, runs) == ("completed", [1])
 
 
 def test_a_hand_over_that_loses_its_claim_gives_its_slot_back_to_the_queue(monkeypatch):
@@ -224,6 +236,7 @@ def test_a_hand_over_that_loses_its_claim_gives_its_slot_back_to_the_queue(monke
             queue.store.write_if_unchanged(found[0].ref, found[0].version, {"data": {"n": 1}})
         return found
     monkeypatch.setattr(queue.store, "oldest_waiting", raced)
+    queue.clock.advance(1)  # the tasks waited for their slot: a look for the next is worth it
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
     assert [queue.get(ref).state for ref in refs] == ["completed", "scheduled", "scheduled"]
     assert reads == [refs[1]]  # one read, and the lost claim ends the chain
@@ -237,6 +250,7 @@ def test_without_a_lease_shorter_than_the_timeout_a_slot_goes_back_to_the_queue(
     refs = [queue.enqueue("orders/o", NewTask("mail", "send", {"n": n})) for n in range(2)]
     for ref in refs:
         queue.processor.handle(queue.get(ref))
+    queue.clock.advance(1)  # the tasks waited for their slot: a look for the next is worth it
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
     assert [queue.get(ref).state for ref in refs] == ["completed", "scheduled"]
     assert runs == [1]
