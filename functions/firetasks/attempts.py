@@ -69,9 +69,6 @@ class Attempts:
         claimed = self.store.write_if_unchanged(record.ref, record.version, claim)
         if claimed is None:
             logger.info("skip processing task, changed by another write", **record.describe())
-        # a chain of hand-overs starts where a task waited for its slot, and goes on while each
-        # look finds a task waiting
-        looking = hand_over and self.flow.waited_for_slot(record, started)
         while claimed is not None:
             running = transitions.as_claimed(record, claimed)
             context = running.describe()
@@ -82,7 +79,8 @@ class Attempts:
             used, extra = task.attempt - claim["retryBase"], progress.final()
             outcome = self._end(running, registration, ending, used, extra)
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
-            waiting = self.flow.hand_over_candidate(record) if looking and room else None
+            looking = hand_over and room and self.flow.waited_for_slot(record, started)
+            waiting = self.flow.hand_over_candidate(record) if looking else None
             handed = None if waiting is None else self._hand_over(
                 record, progress.version, outcome, spawns, waiting, lease)
             final = outcome if handed else self._finish(

@@ -42,6 +42,7 @@ def test_a_hand_over_starts_the_highest_priority_then_the_oldest() -> None:
     queued(queue, "high0", priority=5)
     queued(queue, "top", priority=9)
     queued(queue, "high1", priority=5)
+    queue.clock.advance(1)  # each waited for its slot: each hands over
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))  # low0's dispatch: it runs,
     assert runs == ["low0", "top", "high0", "high1", "low1", "low2", "low3", "low4"]  # hands over
 
@@ -53,6 +54,7 @@ def test_a_low_priority_task_waits_at_most_a_step_a_level_behind_newer_high_ones
     queue.clock.advance(PRIORITY_STEP + 1)  # waited longer than one level's head start
     queued(queue, "new-high", priority=1)
     queued(queue, "newer-higher", priority=2)
+    queue.clock.advance(1)  # each waited for its slot: each hands over
     queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
     assert runs == ["first", "newer-higher", "old-low", "new-high"]
 
