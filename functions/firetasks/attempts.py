@@ -69,6 +69,11 @@ class Attempts:
         claimed = self.store.write_if_unchanged(record.ref, record.version, claim)
         if claimed is None:
             logger.info("skip processing task, changed by another write", **record.describe())
+        # A chain of hand-overs starts where a task waited for its slot, and goes on while each
+        # look finds a task: a task it claims may have waited less (a high priority one, queued
+        # just now), and ending there would let Cloud Tasks' next dispatch, in its own order,
+        # overtake the tasks still waiting.
+        looking = hand_over and self.flow.waited_for_slot(record, started)
         while claimed is not None:
             running = transitions.as_claimed(record, claimed)
             context = running.describe()
@@ -79,8 +84,7 @@ class Attempts:
             used, extra = task.attempt - claim["retryBase"], progress.final()
             outcome = self._end(running, registration, ending, used, extra)
             room = time.monotonic() - began + lease.total_seconds() < self.queue.timeout_sec
-            looking = hand_over and room and self.flow.waited_for_slot(record, started)
-            waiting = self.flow.hand_over_candidate(record) if looking else None
+            waiting = self.flow.hand_over_candidate(record) if looking and room else None
             handed = None if waiting is None else self._hand_over(
                 record, progress.version, outcome, spawns, waiting, lease)
             final = outcome if handed else self._finish(

@@ -47,6 +47,19 @@ def test_a_hand_over_starts_the_highest_priority_then_the_oldest() -> None:
     assert runs == ["low0", "top", "high0", "high1", "low1", "low2", "low3", "low4"]  # hands over
 
 
+def test_a_chain_goes_on_through_a_high_priority_task_queued_just_now() -> None:
+    """The high task waited for no slot of its own, but the lows behind it did: were the chain to
+    end at it, Cloud Tasks' next dispatch (in its own order) would start a low."""
+    queue, runs = kit()
+    for n in range(3):
+        queued(queue, f"low{n}")
+    queue.clock.advance(5)
+    ref = queue.enqueue("orders/o", NewTask("mail", "send", {"name": "urgent"}, priority=9))
+    queue.processor.handle(queue.get(ref))  # queued now: no time passes before the dispatch
+    queue.processor.run_admitted(queue.dispatcher.pending.pop(0))
+    assert runs == ["low0", "urgent", "low1", "low2"]
+
+
 def test_a_low_priority_task_waits_at_most_a_step_a_level_behind_newer_high_ones() -> None:
     queue, runs = kit()
     queued(queue, "first")  # holds the slot: its dispatch runs it
