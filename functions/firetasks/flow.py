@@ -218,7 +218,8 @@ class FlowControl:
         """The task first in line for the limits of `record`'s handler (one read), if any and
         the handler is not paused. Attempts that end at the same moment reach for the same task:
         one claims it, and the others' slots go back to Cloud Tasks, whose next dispatch starts
-        the next in line (so a lost race costs its one read, not a round of reads by each)."""
+        the next in line (so a lost race costs its look and the read that tells it from a
+        cancel request, in TaskStore.commit_if_unchanged: not a round of reads by each)."""
         name = handler_name(record.type, record.action)
         if self.pauses.paused(db.client_of(record.ref), [name]):
             return None  # paused since the attempt started: its slot goes back to the queue
