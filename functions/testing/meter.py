@@ -2,10 +2,11 @@
 client, by wrapping that client's RPC stubs: what the benchmark reports, measured, not estimated.
 
 Each invocation appends one JSON line to the file named by FIRETASKS_METER_FILE: `{"fn":
-"firetasks", "doc": "<task path>", "start": <epoch s>, "end": <epoch s>, "cpu_ms": <this thread's
-CPU time>, "reads": 0, "writes": 1}`; and each run of a benchmark handler one `{"fn": "handler",
-"doc": ..., "at": <epoch s>}` (`handler_started`): the trigger latency is `at` minus the task's
-create time. Loaded by main.py only when that is set.
+"firetasks", "doc": "<task path>", "event": "create", "start": <epoch s>, "end": <epoch s>,
+"cpu_ms": <this thread's CPU time>, "reads": 0, "writes": 1}` (`event`: `create`, `update`,
+`delete` or `wake-up`); and each run of a benchmark handler one `{"fn": "handler", "doc": ...,
+"at": <epoch s>}` (`handler_started`): the trigger latency is `at` minus the task's create time.
+Loaded by main.py only when that is set.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from firebase_functions.core import Change
 from google.cloud import firestore
 
 from firetasks import TaskProcessor, db
@@ -111,6 +113,17 @@ def _document(arg: Any) -> str | None:
     return getattr(arg, "document", None) or getattr(arg, "path", None)
 
 
+def _event(arg: Any) -> str:
+    """What an invocation handles: a trigger's `create`, `update` (a task's echo, most often) or
+    `delete` event, or a `wake-up` (Cloud Tasks', or a limited handler's queue's)."""
+    change = getattr(arg, "data", None)
+    if not isinstance(change, Change):
+        return "wake-up"
+    before = change.before is not None and change.before.exists
+    after = change.after is not None and change.after.exists
+    return "update" if before and after else "create" if after else "delete"
+
+
 def _invocation(fn_name: str, call: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(call)
     def invoke(self: Any, arg: Any, *args: Any, **kwargs: Any) -> Any:
@@ -119,7 +132,8 @@ def _invocation(fn_name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return call(self, arg, *args, **kwargs)
         finally:
-            _append({"fn": fn_name, "doc": _document(arg), "start": start, "end": time.time(),
+            _append({"fn": fn_name, "doc": _document(arg), "event": _event(arg),
+                     "start": start, "end": time.time(),
                      "cpu_ms": round((time.thread_time() - cpu) * 1000, 3),
                      "reads": _counts.reads, "writes": _counts.writes})
 
