@@ -31,7 +31,13 @@ from firetasks.errors import InvalidTask
 from firetasks.new_task import NewTask
 from firetasks.registry import HandlerRegistry
 from firetasks.store import FirestoreStore, TaskStore
-from firetasks.task import DEFAULT_COLLECTIONS, TASK_ID_PATTERN, find_cycle, handler_name
+from firetasks.task import (
+    DEFAULT_COLLECTIONS,
+    HAS_DEPENDENTS,
+    TASK_ID_PATTERN,
+    find_cycle,
+    handler_name,
+)
 
 KEYS_COLLECTION = "firetasksKeys"  # lock documents of globally unique keys
 CREATE_TRIES = 3  # a batch whose keys conflict is tried again without the tasks that exist
@@ -214,7 +220,9 @@ def _create(
 ) -> list[DocumentReference]:
     tasks_collection = parent.collection(collection)
     tasks = check_new(tasks, tasks_collection, store)
-    documents = [task.document() for task in tasks]  # validate them all before writing any
+    named = {id for task in tasks for id in task.after}  # a task named later is marked then
+    documents = [task.document() | {HAS_DEPENDENTS: task.id in named}  # (firetasks.workflow)
+                 for task in tasks]  # validate them all before writing any
     keys = db.client_of(parent).collection(KEYS_COLLECTION)
     locks = {index: keys.document(lock_id(collection, cast(str, task.id)))
              for index, task in enumerate(tasks) if task.unique == "global"}

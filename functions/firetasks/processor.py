@@ -76,11 +76,12 @@ class TaskProcessor:
     def handle(self, record: TaskRecord, before: object = None) -> None:
         """One write of a task, that left it `record` (and in state `before` until then): a
         `waiting` task is settled if it can be (first seen if it was just created); a task that
-        just finished settles its waiting dependents; a `scheduled` one is processed."""
+        just finished settles its waiting dependents, if it may have any; a `scheduled` one is
+        processed."""
         if record.state == State.WAITING:
             self.settle(record, first=before is None)
             return
-        if record.state in FINAL_STATES and before != record.state:
+        if record.state in FINAL_STATES and before != record.state and record.may_have_dependents:
             self.settle_dependents(record)
         self.process(record, TRIGGER_STATES)
 

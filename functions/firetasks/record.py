@@ -11,7 +11,7 @@ from typing import Any, cast
 from google.cloud.firestore import DocumentReference, DocumentSnapshot
 
 from firetasks import db
-from firetasks.task import State, is_state
+from firetasks.task import HAS_DEPENDENTS, State, is_state
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,12 @@ class TaskRecord:
     @property
     def cancel_requested(self) -> bool:
         return self.fields.get("cancelRequested") is True
+
+    @property
+    def may_have_dependents(self) -> bool:
+        """Whether a task may name this one in `after` (False only where firetasks knows none
+        does: `hasDependents` false)."""
+        return self.fields.get(HAS_DEPENDENTS) is not False
 
     @property
     def history(self) -> list[dict[str, Any]]:

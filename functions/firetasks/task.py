@@ -82,7 +82,7 @@ MANAGED_FIELDS = (
     "attempts", "retryBase", "createdAt", "updatedAt", "startedAt", "finishedAt", "leaseExpiresAt",
     "leaseId", "result", "error", "history", "spawnedBy", "expireAt", "progress",
     "queuedAt", "limitKey", "pausedFor", "waitRank", "debounceUntil", "debouncedAt", "shareKey",
-    "steps", "suspended",
+    "steps", "suspended", "hasDependents",
 )
 QUEUED_AT = "queuedAt"  # on a task waiting for its handler's limits (or a pause): since when
 LIMIT_KEY = "limitKey"  # on a task waiting for its handler's limits: `type.action[:key]`
@@ -97,6 +97,9 @@ SHARE_KEY = "shareKey"  # a waiting task of a handler whose limits its key's val
 SUSPENDED = "suspended"  # on a durable task that sleeps: what for, until when (firetasks.steps)
 DEBOUNCE_UNTIL = "debounceUntil"  # a debounced task's latest start: its first enqueue + max_wait
 DEBOUNCED_AT = "debouncedAt"  # when the enqueue whose data a debounced task holds was made
+# False on a task that no task named in `after` when it was last looked at: its finish settles no
+# dependents, so the echo of its final write looks for none (firetasks.workflow). Absent: unknown.
+HAS_DEPENDENTS = "hasDependents"
 MAX_DEBOUNCE_SECONDS = 30 * 24 * 3600  # a client's `debounce` and `maxWait`: at most 30 days
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + CLIENT_FIELDS + MANAGED_FIELDS)
 MAX_ATTEMPTS_LIMIT = 100

@@ -20,6 +20,15 @@ conditionally on the version of the dependent it read while it was `waiting`, an
 changes that version, so every other fails its precondition and writes nothing. So at most one
 does. The dependent is written once, when it is settled, not once per finished dependency.
 
+Which finished tasks look for dependents (a query, billed a read even when it finds none): a task
+created by `add_tasks` carries `hasDependents`, true if a task of its batch names it. A dependent
+that arrives while a task it names is unfinished and marked false marks it true, conditionally on
+the version it read; if that write fails, the dependency changed (it may have finished) and the
+dependent reads it again. So either the dependent sees its dependency finished, or the
+dependency's final version is marked and its echo looks. A task without the field (written by a
+client, or before the field existed) is always looked for, and the sweeper's scan of finished tasks
+looks for every task's.
+
 Failure policy (`onDependencyFailure`): a dependency that ends `failed` or `cancelled` ends its
 dependents `failed` ("fail", the default) or `cancelled` ("skip") with a `DependencyFailed` error
 naming it; "run" releases the dependent once every dependency has finished, whatever its outcome.
@@ -38,11 +47,12 @@ from firetasks import task, transitions
 from firetasks.record import TaskRecord
 from firetasks.retention import RetentionPolicy
 from firetasks.store import TaskStore
-from firetasks.task import FINAL_STATES, State
+from firetasks.task import FINAL_STATES, HAS_DEPENDENTS, State
 from firetasks.transitions import DEPENDENCY_FAILED
 
 RetentionOf = Callable[[TaskRecord], RetentionPolicy]  # a task's retention, by its handler
 CYCLE_READS = 500  # tasks read at most looking for a cycle through waiting dependencies
+MARK_TRIES = 5  # reads of a waiting task's dependencies when they change as it marks them
 
 
 def dependency_ids(record: TaskRecord) -> list[str]:
@@ -107,7 +117,19 @@ def on_arrival(
     if waiting.ref.id in ids:
         return transitions.invalid(
             waiting, f"'after' names the task itself ({waiting.ref.id})", now, retention)
-    dependencies = store.read_all(dependency_refs(waiting))
+    for _ in range(MARK_TRIES):
+        dependencies = store.read_all(dependency_refs(waiting))
+        fields = _settled(waiting, ids, dependencies, store, now, retention, first=first)
+        if fields is not None or _marked(dependencies, store):
+            return fields
+    return None  # its dependencies kept changing: the sweeper's scan of finished tasks settles it
+
+
+def _settled(
+    waiting: TaskRecord, ids: list[str], dependencies: list[TaskRecord | None], store: TaskStore,
+    now: datetime.datetime, retention: RetentionPolicy, *, first: bool,
+) -> dict[str, Any] | None:
+    """on_arrival's verdict on the dependencies as read."""
     unknown = [id for id, record in zip(ids, dependencies, strict=True) if record is None]
     if unknown and first:
         return transitions.invalid(
@@ -126,6 +148,17 @@ def on_arrival(
     if all(record.state in wanted for record in found):
         return transitions.release(waiting, now)
     return None
+
+
+def _marked(dependencies: list[TaskRecord | None], store: TaskStore) -> bool:
+    """Mark `hasDependents` on each unfinished dependency known to have none, conditionally on
+    the version read, so that its final write's echo looks for this dependent; whether all were
+    (False: one changed since it was read, and may have finished)."""
+    return all(
+        store.write_if_unchanged(record.ref, record.version, {HAS_DEPENDENTS: True}) is not None
+        for record in dependencies
+        if record is not None and record.state not in FINAL_STATES
+        and not record.may_have_dependents)
 
 
 def find_cycle(

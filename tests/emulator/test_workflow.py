@@ -60,6 +60,18 @@ def test_a_100_way_fan_in_whose_branches_finish_at_once_runs_the_join_once(db, t
     assert probe_runs(db, join) == [1]
 
 
+def test_a_dependent_added_while_its_dependency_runs_is_released_by_its_finish(db, tasks):
+    # No sweeper runs here: only the dependency's finish can release the dependent, and its echo
+    # looks for dependents only if the dependent marked it (it was added with none).
+    [first] = add_tasks(tasks.parent, [NewTask("probe", "slow", {"seconds": 2})])
+    assert first.get().get("hasDependents") is False
+    wait_for_state(first, {"running"})
+    [later] = add_tasks(tasks.parent, [NewTask("probe", "flaky", after=[first.id])])
+    assert wait_for_state(later, timeout=60)["state"] == "completed"
+    assert first.get().get("hasDependents") is True
+    assert probe_runs(db, first) == [1]  # the mark made its finish be rebuilt, not run again
+
+
 def test_the_order_flow_runs_in_dependency_order(db, uid):
     order = create_order(db, f"{uid}-ok", email="ada@example.com", items=["tea"])
     fields = {id: wait_for_state(order.collection("tasks").document(id), timeout=60)

@@ -97,6 +97,40 @@ def test_a_fan_in_is_released_once_with_one_write(queue, runs):
         "scheduled", "running", "completed"]
 
 
+def test_only_a_task_something_runs_after_looks_for_its_dependents_when_it_finishes(queue):
+    looked = []
+    dependents = queue.store.dependents
+    queue.store.dependents = lambda ref, states=None: (  # a spy on the dependents query
+        looked.append(ref.id), dependents(ref, states))[1]
+    flow(queue)
+    assert {record.ref.id: record.fields["hasDependents"] for record in queue.tasks()} == {
+        "charge": True, "email": True, "processing": True, "ship": False}
+    assert set(looked) == {"charge", "email", "processing"}  # (the kit delivers documents as
+    # they are now, so each event of a finished task reads finished)
+
+
+def test_a_dependent_added_while_its_dependency_runs_marks_it_and_its_finish_releases_it(runs):
+    registry = HandlerRegistry()
+
+    @registry.handler("step", "ok")
+    def ok(task: Task) -> None:
+        runs.append(task.id)
+
+    @registry.handler("step", "adds")
+    def adds(task: Task) -> None:  # a dependent of this task arrives while it runs
+        runs.append(task.id)
+        kit.add(ORDER, [NewTask("step", "ok", key="later", after=[task.id])])
+        kit.deliver(len(kit.store.events) - 1)
+        assert kit.get(f"{ORDER}/tasks/later").state == "waiting"
+
+    kit = MemoryQueue(registry)
+    [first] = kit.add(ORDER, [NewTask("step", "adds", key="first")])
+    assert kit.get(first).fields["hasDependents"] is False
+    kit.run()
+    assert runs == ["first", "later"]  # run once: its finish was rebuilt on the marked version
+    assert kit.get(first).fields["hasDependents"] is True
+
+
 def test_a_failed_dependency_fails_its_dependents_by_policy_and_says_which(queue):
     assert flow(queue, first="declined") == {
         "charge": "failed", "email": "failed", "processing": "failed", "ship": "failed"}
