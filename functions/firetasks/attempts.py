@@ -25,7 +25,7 @@ from firetasks import transitions, workflow
 from firetasks.clock import Clock
 from firetasks.conditional import Write
 from firetasks.config import TaskQueue
-from firetasks.enqueue import check_new
+from firetasks.enqueue import check_new, task_documents
 from firetasks.errors import PermanentError, RetryAfter
 from firetasks.flow import FlowControl
 from firetasks.handler import Task
@@ -174,9 +174,9 @@ class Attempts:
                          known=[task.id])
         keyed = [ref for ref, new in zip(refs, news, strict=True) if new.id is not None]
         taken = {found.path for found in self.store.read_all(keyed) if found is not None}
-        for ref, new in zip(refs, news, strict=True):
+        for ref, document in zip(refs, task_documents(news), strict=True):
             if ref.path not in taken:
-                effects.create(ref, new.document() | {"spawnedBy": task.id})
+                effects.create(ref, document | {"spawnedBy": task.id})
 
     def _end(self, running: TaskRecord, registration: Registration, ending: Ending, used: int,
              extra: dict[str, Any]) -> dict[str, Any]:

@@ -152,6 +152,14 @@ def check_new(
     return tasks
 
 
+def task_documents(tasks: Sequence[NewTask]) -> list[dict[str, Any]]:
+    """The documents of new tasks (checked by check_new), each marked `hasDependents`: whether a
+    task of the same batch names it in `after` (one named later is marked then, by
+    firetasks.workflow)."""
+    named = {id for task in tasks for id in task.after}
+    return [task.document() | {HAS_DEPENDENTS: task.id in named} for task in tasks]
+
+
 def create_with_tasks(
     parent: DocumentReference,
     fields: Mapping[str, Any],
@@ -220,9 +228,7 @@ def _create(
 ) -> list[DocumentReference]:
     tasks_collection = parent.collection(collection)
     tasks = check_new(tasks, tasks_collection, store)
-    named = {id for task in tasks for id in task.after}  # a task named later is marked then
-    documents = [task.document() | {HAS_DEPENDENTS: task.id in named}  # (firetasks.workflow)
-                 for task in tasks]  # validate them all before writing any
+    documents = task_documents(tasks)  # validate them all before writing any
     keys = db.client_of(parent).collection(KEYS_COLLECTION)
     locks = {index: keys.document(lock_id(collection, cast(str, task.id)))
              for index, task in enumerate(tasks) if task.unique == "global"}
