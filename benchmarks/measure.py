@@ -65,9 +65,12 @@ class Meter:
         return self.path.stat().st_size
 
     def since(self, offset: int) -> list[dict[str, Any]]:
+        """The entries appended since `offset`; a line still being appended (no newline yet, or
+        bytes not yet copied in, read as NULs) is left for the next read."""
         with self.path.open() as lines:
             lines.seek(offset)
-            return [json.loads(line) for line in lines]
+            return [json.loads(line) for line in lines
+                    if line.endswith("\n") and line.startswith("{")]
 
 
 def wait(what: str, done: Callable[[], bool], timeout: float, every: float = 0.2) -> None:
