@@ -37,3 +37,15 @@ def test_tail_latency_ratios_are_reported_but_not_gated():
 def test_the_table_gives_medians_and_ratio_ranges():
     text = table({"noop": summary([run(100, 50), run(100, 60), run(100, 40)])})
     assert "| throughput | 100 | 50 | 0.50 (0.40-0.60) |" in text
+
+
+def test_the_meter_leaves_a_line_still_being_appended_for_its_next_read(tmp_path):
+    from measure import Meter
+
+    meter = Meter(tmp_path / "meter.jsonl")
+    with meter.path.open("a") as out:
+        out.write('{"fn": "naive", "doc": "a"}\n{"fn": "firetasks", "do')  # mid-append
+    assert meter.since(0) == [{"fn": "naive", "doc": "a"}]
+    with meter.path.open("a") as out:
+        out.write('c": "b"}\n' + "\0" * 8)  # the next line's bytes not yet copied in
+    assert meter.since(0) == [{"fn": "naive", "doc": "a"}, {"fn": "firetasks", "doc": "b"}]
