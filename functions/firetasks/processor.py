@@ -148,13 +148,13 @@ class TaskProcessor:
         A task written without `createdAt` gets the document's creation time with the processor's
         first write: lists and stats order by it.
         """
-        context = record.describe()
-        stamp = {} if "createdAt" in record.fields or record.created is None else {
-            "createdAt": record.created}
         registration = self.registry.lookup(record.type, record.action)
         decision = decide(record, states, registration, self.clock(), admitted=admitted)
         if decision.do == Do.SKIP:  # the echo of a write of its own, most often: a log line per
             return  # echo would be most of the log (and, on the emulator, a tenth of throughput)
+        context = record.describe()
+        stamp = {} if "createdAt" in record.fields or record.created is None else {
+            "createdAt": record.created}
         if decision.do == Do.INVALID:
             self._fail_invalid(record, decision.problems, stamp)
         elif decision.do == Do.CANCEL:
