@@ -31,7 +31,14 @@ from firetasks.registry import HandlerRegistry
 from firetasks.retention import RetentionPolicy
 from firetasks.retry import DEFAULT_RETRY
 from firetasks.store import FirestoreStore, TaskStore
-from firetasks.task import FINAL_STATES, TRIGGER_STATES, WAKE_STATES, State, problems
+from firetasks.task import (
+    FINAL_STATES,
+    TRIGGER_STATES,
+    WAKE_STATES,
+    State,
+    is_state,
+    problems,
+)
 from firetasks.trigger_options import TaskTriggerOptions
 from firetasks.wakeup import WAIT_LIMIT, CloudTasksWaker, Waker
 
@@ -66,12 +73,12 @@ class TaskProcessor:
         """The Firestore trigger: act on a `scheduled` task, log a deleted one."""
         ref = db.client(event.database).document(event.document)
         record = TaskRecord.from_snapshot(event.data.after, ref)
-        before = TaskRecord.from_snapshot(event.data.before)
         if record is None:
+            before = TaskRecord.from_snapshot(event.data.before)
             context = before.describe() if before else {"taskId": ref.id, "path": ref.path}
             logger.info("skip processing deleted task", **context)
             return
-        self.handle(record, before.state if before else None)
+        self.handle(record, _state_of(event.data.before))
 
     def handle(self, record: TaskRecord, before: object = None) -> None:
         """One write of a task, that left it `record` (and in state `before` until then): a
@@ -233,6 +240,18 @@ class TaskProcessor:
 
     def _retention(self, record: TaskRecord) -> RetentionPolicy:
         return self.registry.retention(record.type, record.action)
+
+
+def _state_of(snapshot: DocumentSnapshot[DocumentReference] | None) -> State | None:
+    """The state a version of a task was in (None: none, or no version): read alone, not with
+    the whole document, which decoding would copy on every delivery."""
+    if snapshot is None or not snapshot.exists:
+        return None
+    try:
+        value = snapshot.get("state")
+    except KeyError:  # no `state` field
+        return None
+    return State(value) if is_state(value) else None
 
 
 def _started(admitted_at: datetime.datetime | None) -> dict[str, Any]:

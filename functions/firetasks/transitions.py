@@ -89,7 +89,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
     (firetasks.conditional.landed: a claim whose answer was lost)."""
     check(record.state, State.RUNNING)
     attempt = record.attempts + 1
-    return {
+    return record.changes({
         "state": State.RUNNING.value,
         "attempts": attempt,
         "retryBase": record.retry_base
@@ -109,7 +109,7 @@ def claim(record: TaskRecord, started: datetime.datetime,
         "progress": firestore.DELETE_FIELD,
         "expireAt": firestore.DELETE_FIELD,
         SUSPENDED: firestore.DELETE_FIELD,
-    }
+    })
 
 
 def as_claimed(record: TaskRecord, version: Any) -> TaskRecord:
@@ -174,10 +174,9 @@ def atomic_commit(
     started = claim(record, ending.started, datetime.timedelta())
     unclaimed = {name: value for name, value in started.items()
                  if name not in ("leaseExpiresAt", "leaseId", "state")}
-    fields = unclaimed | {"startedAt": ending.started} | end_attempt(
+    return record.changes(unclaimed | {"startedAt": ending.started} | end_attempt(
         record, ending, retry, retention, used=started["attempts"] - started["retryBase"],
-        extra=extra)
-    return fields
+        extra=extra))
 
 
 def suspend(record: TaskRecord, ending: Ending, retention: RetentionPolicy) -> dict[str, Any]:
