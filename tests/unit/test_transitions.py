@@ -214,4 +214,6 @@ def test_a_claim_and_an_atomic_attempt_delete_only_fields_the_task_has() -> None
     for fields in (claimed, atomic):
         deleted = {name for name, value in fields.items() if value is firestore.DELETE_FIELD}
         assert deleted == {"progress"}
-    assert claimed["leaseId"] and "leaseId" not in atomic and atomic["state"] == "completed"
+    assert claimed["leaseId"]
+    assert "leaseId" not in atomic
+    assert atomic["state"] == "completed"
