@@ -4,12 +4,14 @@ design's naive processor.
 Run by `make bench` inside the emulator suite, with FIRETASKS_TESTING=1 (the baseline function and
 the workloads) and FIRETASKS_METER_FILE (each invocation's Firestore reads and writes, times and
 CPU time, and each handler's start, written by functions/testing/meter.py). The three systems run
-the same handler bodies (functions/testing/workloads.py), in the same run, one after the other, in
-an order that rotates from one repetition to the next; each run is drained before the next starts
-(benchmarks/measure.py). Each figure is printed as its run ends and the JSON is rewritten after
-each repetition, so an interrupted benchmark keeps what it measured. The run fails (exit 1) when a
-ratio's range is wider than ±15 % of its median (benchmarks/report.py): noisy figures are flagged,
-not published.
+the same handler bodies (functions/testing/workloads.py), one after the other, each run drained
+before the next starts (benchmarks/measure.py). In each repetition naive runs before and after each
+firetasks mode (naive, claim, naive, atomic, naive; the modes' order rotates from one repetition to
+the next), and a mode's ratios are taken against the mean of the two naive runs beside it: the
+machine's speed drifts within a bench (other tenants of its host), and neighbours share it. Each
+figure is printed as its run ends and the JSON is rewritten after each repetition, so an
+interrupted benchmark keeps what it measured. The run fails (exit 1) when a ratio's range is wider
+than ±15 % of its median (benchmarks/report.py): noisy figures are flagged, not published.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from measure import (  # noqa: E402
     trickle,
     wait_count,
 )
-from report import commit, line, machine, noisy, summary, table  # noqa: E402
+from report import BESIDE, commit, line, machine, mean, noisy, summary, table  # noqa: E402
 
 from shop.orders import ORDERS, create_order  # noqa: E402
 
@@ -134,18 +136,28 @@ def measure_workflow(db: firestore.Client, meter: Meter, orders: int = WORKFLOW_
 
 def run_scenario(db: firestore.Client, meter: Meter, scenario: Scenario,
                  repetition: int) -> dict[str, dict]:
-    """One repetition: every system, in an order rotated by the repetition's number."""
-    order = SYSTEMS[repetition % len(SYSTEMS):] + SYSTEMS[:repetition % len(SYSTEMS)]
+    """One repetition: every system, the firetasks modes in an order rotated by the repetition's
+    number; naive before and after each mode, unless the systems run side by side (latency)."""
+    baseline, modes = SYSTEMS[0], SYSTEMS[1:]
+    modes = modes[repetition % len(modes):] + modes[:repetition % len(modes)]
     if scenario is LATENCY:  # the systems side by side: their figures come together
-        run = trickle(db, meter, scenario, order)
+        run = trickle(db, meter, scenario, [baseline, *modes])
         for name, figures in run.items():
             print(line(name, scenario.name, figures), flush=True)
-    else:
-        run = {}
-        for system in order:
-            run[system.name] = measure(db, meter, scenario, system)
-            print("\r" + line(system.name, scenario.name, run[system.name]), flush=True)
-    return {system.name: run[system.name] for system in SYSTEMS}
+        return {system.name: run[system.name] for system in SYSTEMS}
+
+    def timed(system: System) -> dict[str, float]:
+        figures = measure(db, meter, scenario, system)
+        print("\r" + line(system.name, scenario.name, figures), flush=True)
+        return figures
+
+    naive, run, beside = [timed(baseline)], {}, {}
+    for mode in modes:
+        run[mode.name] = timed(mode)
+        naive.append(timed(baseline))
+        beside[mode.name] = mean(naive[-2:])
+    in_order = {mode.name: run[mode.name] for mode in SYSTEMS[1:]}  # the table's columns' order
+    return {baseline.name: mean(naive), **in_order, BESIDE: beside}
 
 
 def main(argv: Iterable[str] | None = None) -> None:

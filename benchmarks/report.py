@@ -1,6 +1,6 @@
 """The benchmark's figures summarised: medians over the runs, ratios to naive taken within each
-run (where the machine's state was the same for all systems), their ranges, and the ratios too
-noisy to publish."""
+repetition against the baseline runs beside the system's (where the machine's state was the same),
+their ranges, and the ratios too noisy to publish."""
 
 from __future__ import annotations
 
@@ -21,12 +21,24 @@ GATED = {"throughput", "throughput_quiet", "p50_ms", "start_p50_ms", "invocation
          "reads_per_task", "writes_per_task", "cpu_ms_per_task"}
 TOLERANCE = 0.15  # a gated ratio's range must lie within ±15 % of its median
 BASELINE = "naive"
+BESIDE = "beside"  # a repetition's baseline figures beside each system's run (bench.py)
+
+
+def mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Several runs' figures, averaged figure by figure."""
+    return {name: round(statistics.mean(run[name] for run in runs), 3) for name in runs[0]}
+
+
+def baseline_of(repetition: dict[str, dict], system: str) -> dict[str, float]:
+    """The baseline's figures that `system`'s are divided by in one repetition: its runs just
+    before and after the system's, if recorded; else its figures in the repetition."""
+    return repetition.get(BESIDE, {}).get(system, repetition[BASELINE])
 
 
 def summary(runs: list[dict[str, dict]]) -> dict[str, dict]:
-    """Per figure: each system's median over the runs, and each ratio to naive: its median, min
-    and max over the runs."""
-    systems = list(runs[0])
+    """Per figure: each system's median over the repetitions, and each ratio to naive: its
+    median, min and max over the repetitions."""
+    systems = [name for name in runs[0] if name != BESIDE]
     figures: dict[str, dict] = {}
     for figure in FIGURES:
         if figure not in runs[0][systems[0]]:
@@ -35,8 +47,8 @@ def summary(runs: list[dict[str, dict]]) -> dict[str, dict]:
         for system in systems:
             row[system] = statistics.median(run[system][figure] for run in runs)
             if system != BASELINE and BASELINE in runs[0]:
-                ratios = [run[system][figure] / run[BASELINE][figure]
-                          for run in runs if run[BASELINE][figure]]
+                ratios = [run[system][figure] / base[figure] for run in runs
+                          if (base := baseline_of(run, system))[figure]]
                 if ratios:
                     row[f"{system}/{BASELINE}"] = {"median": round(statistics.median(ratios), 2),
                                                    "min": round(min(ratios), 2),

@@ -49,3 +49,11 @@ def test_the_meter_leaves_a_line_still_being_appended_for_its_next_read(tmp_path
     with meter.path.open("a") as out:
         out.write('c": "b"}\n' + "\0" * 8)  # the next line's bytes not yet copied in
     assert meter.since(0) == [{"fn": "naive", "doc": "a"}, {"fn": "firetasks", "doc": "b"}]
+
+
+def test_a_mode_is_divided_by_the_baseline_runs_beside_its_own():
+    # The machine slowed down while claim ran: the naive runs beside it slowed down too.
+    repetition = run(100, 25) | {"beside": {"claim": {"throughput": 50, "p99_ms": 1.0}}}
+    figures = summary([repetition, run(100, 50)])
+    assert figures["throughput"]["claim/naive"] == {"median": 0.5, "min": 0.5, "max": 0.5}
+    assert "beside" not in figures["throughput"]
