@@ -6,12 +6,13 @@ the workloads) and FIRETASKS_METER_FILE (each invocation's Firestore reads and w
 CPU time, and each handler's start, written by functions/testing/meter.py). The three systems run
 the same handler bodies (functions/testing/workloads.py), one after the other, each run drained
 before the next starts (benchmarks/measure.py). In each repetition naive runs before and after each
-firetasks mode (naive, claim, naive, atomic, naive; the modes' order rotates from one repetition to
-the next), and a mode's ratios are taken against the mean of the two naive runs beside it: the
-machine's speed drifts within a bench (other tenants of its host), and neighbours share it. Each
-figure is printed as its run ends and the JSON is rewritten after each repetition, so an
-interrupted benchmark keeps what it measured. The run fails (exit 1) when a ratio's range is wider
-than ±15 % of its median (benchmarks/report.py): noisy figures are flagged, not published.
+firetasks mode (naive, claim, naive, atomic, naive, then atomic, naive, claim, naive: the modes'
+order rotates, and a repetition's last naive run begins the next), and a mode's ratios are taken
+against the mean of the two naive runs beside it: the machine's speed drifts within a bench (other
+tenants of its host), and neighbours share it. Each figure is printed as its run ends and the JSON
+is rewritten after each repetition, so an interrupted benchmark keeps what it measured. The run
+fails (exit 1) when a ratio's range is wider than ±15 % of its median (benchmarks/report.py):
+noisy figures are flagged, not published.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from shop.orders import ORDERS, create_order  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 LATENCY = Scenario("latency", 20, 20, "noop", "trigger latency at low load: 1 task a second "
-                   "per system, 20 s")
+                   "per system, 20 s", repeat=3)
 SCENARIOS = {
     s.name: s for s in [
         Scenario("noop", 1000, 100, "noop", "no-op handler"),
@@ -134,30 +135,32 @@ def measure_workflow(db: firestore.Client, meter: Meter, orders: int = WORKFLOW_
     }
 
 
-def run_scenario(db: firestore.Client, meter: Meter, scenario: Scenario,
-                 repetition: int) -> dict[str, dict]:
-    """One repetition: every system, the firetasks modes in an order rotated by the repetition's
-    number; naive before and after each mode, unless the systems run side by side (latency)."""
+def run_scenario(db: firestore.Client, meter: Meter, scenario: Scenario, repetition: int,
+                 before: dict[str, float] | None = None) -> tuple[dict[str, dict], dict | None]:
+    """One repetition: every system, the modes in an order rotated by the repetition's number,
+    naive before and after each mode (`before`: the naive run that ended the previous repetition
+    begins this one), unless the systems run side by side (latency). Its figures, and its last
+    naive run's."""
     baseline, modes = SYSTEMS[0], SYSTEMS[1:]
     modes = modes[repetition % len(modes):] + modes[:repetition % len(modes)]
     if scenario is LATENCY:  # the systems side by side: their figures come together
         run = trickle(db, meter, scenario, [baseline, *modes])
         for name, figures in run.items():
             print(line(name, scenario.name, figures), flush=True)
-        return {system.name: run[system.name] for system in SYSTEMS}
+        return {system.name: run[system.name] for system in SYSTEMS}, None
 
     def timed(system: System) -> dict[str, float]:
         figures = measure(db, meter, scenario, system)
         print("\r" + line(system.name, scenario.name, figures), flush=True)
         return figures
 
-    naive, run, beside = [timed(baseline)], {}, {}
+    naive, run, beside = [before or timed(baseline)], {}, {}
     for mode in modes:
         run[mode.name] = timed(mode)
         naive.append(timed(baseline))
         beside[mode.name] = mean(naive[-2:])
     in_order = {mode.name: run[mode.name] for mode in SYSTEMS[1:]}  # the table's columns' order
-    return {baseline.name: mean(naive), **in_order, BESIDE: beside}
+    return {baseline.name: mean(naive), **in_order, BESIDE: beside}, naive[-1]
 
 
 def main(argv: Iterable[str] | None = None) -> None:
@@ -194,7 +197,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.scenarios or DEFAULT:
         scenario = SCENARIOS.get(name, Scenario(name, 0, 0, "", "", repeat=3))
-        repeat = args.repeat or scenario.repeat
+        repeat, last = args.repeat or scenario.repeat, None
         for repetition in range(repeat):
             print(f"{name}: run {repetition + 1} of {repeat}: {scenario.about or name}")
             if name in ("limited", "durable"):
@@ -204,8 +207,8 @@ def main(argv: Iterable[str] | None = None) -> None:
                 report["workflow"].append(measure_workflow(db, meter))
             else:
                 report["scenarios"][name] = scenario.__dict__
-                report["runs"].setdefault(name, []).append(
-                    run_scenario(db, meter, scenario, repetition))
+                figures, last = run_scenario(db, meter, scenario, repetition, last)
+                report["runs"].setdefault(name, []).append(figures)
                 report["results"][name] = summary(report["runs"][name])
             out.write_text(json.dumps(report, indent=2) + "\n")  # what is measured so far
     print("\n" + table(report["results"]))

@@ -57,3 +57,26 @@ def test_a_mode_is_divided_by_the_baseline_runs_beside_its_own():
     figures = summary([repetition, run(100, 50)])
     assert figures["throughput"]["claim/naive"] == {"median": 0.5, "min": 0.5, "max": 0.5}
     assert "beside" not in figures["throughput"]
+
+
+def test_naive_runs_beside_each_mode_and_a_repetition_s_last_naive_run_begins_the_next(
+        monkeypatch):
+    # No emulator here: `measure` is replaced by a recorder whose naive slows down run by run.
+    import bench
+
+    order: list[str] = []
+
+    def measure(db, meter, scenario, system):
+        order.append(system.name)
+        return {"throughput": 100.0 - len(order) if system.name == "naive" else 50.0}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    monkeypatch.setattr(bench, "line", lambda *args: "")
+    noop = bench.SCENARIOS["noop"]
+    first, last = bench.run_scenario(None, None, noop, 0)
+    second, _ = bench.run_scenario(None, None, noop, 1, last)
+    assert order == ["naive", "claim", "naive", "atomic", "naive", "atomic", "naive", "claim",
+                     "naive"]
+    assert first["beside"] == {"claim": {"throughput": 98.0}, "atomic": {"throughput": 96.0}}
+    assert second["beside"] == {"atomic": {"throughput": 94.0}, "claim": {"throughput": 92.0}}
+    assert list(first) == ["naive", "claim", "atomic", "beside"]
