@@ -9,7 +9,7 @@ EXAMPLE_VENV := $(EXAMPLE)/functions/venv
 # Its tests in its own emulator suite (its firebase.json and project), with its venv and pytest.ini.
 EXAMPLE_TEST = $(EMULATORS) --dir $(EXAMPLE) exec "functions/venv/bin/python -m pytest"
 
-.PHONY: install dev test unit test-example test-repeat lint bench chromium web chaos
+.PHONY: install dev test unit test-example test-repeat lint bench profile chromium web chaos
 
 install: node_modules/.install.stamp web/node_modules/.install.stamp $(VENV)/.install.stamp chromium
 
@@ -106,3 +106,7 @@ bench: install
 	mkdir -p .cache && rm -f .cache/meter.jsonl
 	FIRETASKS_TESTING=1 FIRETASKS_METER_FILE=$(CURDIR)/.cache/meter.jsonl \
 		$(EMULATORS) exec "$(PY) benchmarks/bench.py $(BENCH_ARGS)"
+
+# Where a task's CPU goes, per event and per function: `make profile PROFILE_ARGS="--top 25"`.
+profile: install
+	FIRETASKS_TESTING=1 $(EMULATORS) exec "$(PY) benchmarks/cpu_profile.py $(PROFILE_ARGS)"
