@@ -187,8 +187,9 @@ def main(argv: Iterable[str] | None = None) -> None:
         raise SystemExit("bench: run it with `make bench` (it needs the emulators and the meter)")
     db = firestore.Client(project=os.environ.get("GCLOUD_PROJECT", "demo-firetasks"))
     meter = Meter(Path(meter_file))
-    warmup = Scenario("warm-up", 2000, 200, "noop", "")  # (1,000 left the first run slow)
-    for system in SYSTEMS:  # start the functions' workers, and warm the emulators' JIT, untimed
+    # Untimed: the functions' workers start and the emulators' JIT warms up (docs/benchmarks.md).
+    warmup = Scenario("warm-up", 1000, 100, "noop", "")
+    for system in SYSTEMS:
         measure(db, meter, warmup, system)
     report: dict = {"commit": commit(ROOT), "at": at(), "machine": machine(ROOT),
                     "scenarios": {}, "results": {}, "runs": {}, "workflow": [], "limited": [],
