@@ -101,7 +101,7 @@ chaos: $(VENV)/.install.stamp node_modules/.install.stamp
 		$(EMULATORS) exec "$(PY) -m pytest -q -s tests/emulator/test_chaos.py"
 
 # Not part of the tests: figures for the README (docs/benchmarks.md). `make bench` runs the
-# default scenarios (about 9 minutes on 2 cores); `make bench BENCH_ARGS="noop-5000 --repeat 3"` others.
+# default scenarios (about 14 minutes on 2 cores); `make bench BENCH_ARGS="noop-5000 --repeat 3"` others.
 bench: install
 	mkdir -p .cache && rm -f .cache/meter.jsonl
 	FIRETASKS_TESTING=1 FIRETASKS_METER_FILE=$(CURDIR)/.cache/meter.jsonl \

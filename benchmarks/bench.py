@@ -63,7 +63,7 @@ SCENARIOS = {
         Scenario("noop-20000", 20000, 2000, "noop", "no-op handler, N = 20,000", repeat=3),
     ]
 }
-DEFAULT = ["noop", "mail", "latency"]  # about 9 minutes on 2 cores; the others by name
+DEFAULT = ["noop", "mail", "latency"]  # about 14 minutes on 2 cores; the others by name
 
 
 # The limited scenario: the same workloads unlimited (claim mode) and limited (firetasks.limits,
