@@ -82,8 +82,9 @@ class Profiled:
             self.deliver("create", event(ref, None, created), how)
             final = ref.get()
             if self.name == "claim":  # its claim's echo, then its final write's
-                self.deliver("echo", event(ref, created, running(final)), how)
-                self.deliver("echo", event(ref, running(final), final), how)
+                claimed = running(final)
+                self.deliver("echo", event(ref, created, claimed), how)
+                self.deliver("echo", event(ref, claimed, final), how)
             else:
                 self.deliver("echo", event(ref, created, final), how)
         self.tasks += tasks if how == "timed" else 0
