@@ -6,7 +6,9 @@ name (`mail.send`) or a `limitKey` (`warehouse.pick:w-7`). The processor checks,
 or runs a due task, whether the task's handler or key is paused. To cost nothing per task of the
 handlers that are not paused, each instance keeps the list of paused targets for CACHE_SECONDS
 (one query, one read when there are none); only a task whose target is on that list reads its
-pause document, so a resume is seen at once and a pause within CACHE_SECONDS.
+pause document, so a resume is seen at once and a pause within CACHE_SECONDS. An event that finds
+the list past half its life reads it again once its own work is written (`refresh_ahead`): under a
+steady stream of events, no task waits for the listing before its handler starts.
 
 A held task stays `scheduled` (or `retrying`), marked `queuedAt` and `pausedFor` (its target):
 without a `limitKey`, no hand-over or release of a key picks it. A resume deletes the pause and
@@ -21,6 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from firebase_functions import logger
+from google.api_core import exceptions
 from google.cloud import firestore
 from google.cloud.firestore import DocumentReference
 
@@ -36,6 +40,7 @@ from firetasks.transitions import resume_held
 PAUSES_COLLECTION = "firetasksPauses"
 CACHE_SECONDS = 5.0  # how long an instance trusts its list of paused targets
 MAX_KEY_LENGTH = 500
+_NEVER: tuple[float, frozenset[str]] = (-float("inf"), frozenset())  # a list not read yet
 
 
 def target_of(queue: TaskQueue, handler: object, key: object = None) -> str:
@@ -111,11 +116,9 @@ class Pauses:
 
     def paused(self, client: firestore.Client, targets: Sequence[str]) -> Pause | None:
         """The pause that holds one of `targets`, if any."""
-        database = str(client._database)
-        loaded, paused = self._cache.get(database, (-float("inf"), frozenset()))
+        loaded, paused = self._cache.get(str(client._database), _NEVER)
         if self.clock() - loaded >= self.ttl:
-            paused = frozenset(pause.target for pause in listed(client))
-            self._cache[database] = (self.clock(), paused)
+            paused = self._load(client)
         for target in targets:
             if target in paused:
                 pause = read(client, target)
@@ -123,6 +126,23 @@ class Pauses:
                     return pause
                 self.forget()  # resumed since the list was read
         return None
+
+    def refresh_ahead(self, client: firestore.Client) -> None:
+        """After an event's work: read the list again if it has passed half its life (and is not
+        yet stale, which the next check reads anyway), so that the next event finds it fresh. A
+        failure is logged and left to the next check: the event's work is written."""
+        loaded = self._cache.get(str(client._database), _NEVER)[0]
+        if not self.ttl / 2 <= self.clock() - loaded < self.ttl:
+            return
+        try:
+            self._load(client)
+        except exceptions.GoogleAPIError as exc:
+            logger.warn("could not read the list of paused handlers ahead", error=repr(exc))
+
+    def _load(self, client: firestore.Client) -> frozenset[str]:
+        paused = frozenset(pause.target for pause in listed(client))
+        self._cache[str(client._database)] = (self.clock(), paused)
+        return paused
 
     def forget(self) -> None:
         """Read the list afresh at the next check."""

@@ -70,7 +70,8 @@ class TaskProcessor:
         return self.queue.registry
 
     def on_write(self, event: TaskEvent) -> None:
-        """The Firestore trigger: act on a `scheduled` task, log a deleted one."""
+        """The Firestore trigger: act on a `scheduled` task, log a deleted one. Then (as wake-ups
+        do) read ahead the list of paused handlers if it nears expiry (firetasks.pauses)."""
         ref = db.client(event.database).document(event.document)
         record = TaskRecord.from_snapshot(event.data.after, ref)
         if record is None:
@@ -79,6 +80,7 @@ class TaskProcessor:
             logger.info("skip processing deleted task", **context)
             return
         self.handle(record, _state_of(event.data.before))
+        self.flow.pauses.refresh_ahead(db.client_of(ref))
 
     def handle(self, record: TaskRecord, before: object = None) -> None:
         """One write of a task, that left it `record` (and in state `before` until then): a
@@ -134,6 +136,7 @@ class TaskProcessor:
             if wait > 0:  # only where wake-ups come early: the emulator's Cloud Tasks
                 self.sleep(wait)
         self.process(record, WAKE_STATES)
+        self.flow.pauses.refresh_ahead(db.client_of(ref))
 
     def run_admitted(self, ref: DocumentReference, at: datetime.datetime | None = None,
                      record: TaskRecord | None = None) -> None:
@@ -145,6 +148,7 @@ class TaskProcessor:
             logger.info("skip admitted task, deleted", taskId=ref.id, path=ref.path)
             return
         self.process(record, WAKE_STATES, admitted=True, admitted_at=at)
+        self.flow.pauses.refresh_ahead(db.client_of(ref))
 
     def process(
         self, record: TaskRecord, states: Collection[State] = TRIGGER_STATES,

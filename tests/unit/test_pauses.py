@@ -9,6 +9,7 @@ import datetime
 from typing import Any
 
 import pytest
+from google.api_core.exceptions import ServiceUnavailable
 
 from firetasks import HandlerRegistry, NewTask, RetryPolicy, Task, pauses
 from firetasks.audit import Actor
@@ -162,6 +163,77 @@ def test_the_list_of_paused_targets_is_read_once_a_period_and_a_resume_seen_at_o
         queue.resume("mail.send")
         assert cache.paused(client, ["mail.send"]) is None  # its document is read: gone
         assert len(listings) == 2
+
+
+def test_an_event_past_half_the_lists_life_reads_it_ahead_for_the_next() -> None:
+    queue, _ = kit()
+    now = [0.0]
+    cache = Pauses(ttl=5, clock=lambda: now[0])
+    listings: list[float] = []
+    client = queue.client
+    real = pauses.listed
+
+    def listed(client: Any) -> list[pauses.Pause]:
+        listings.append(now[0])
+        return real(client)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pauses, "listed", listed)
+        cache.refresh_ahead(client)  # never read: the next check reads it, not the last event
+        assert cache.paused(client, ["mail.send"]) is None
+        now[0] = 2.4
+        cache.refresh_ahead(client)  # young enough
+        queue.pause("mail.send")
+        now[0] = 2.5
+        cache.refresh_ahead(client)
+        now[0] = 7.4
+        pause = cache.paused(client, ["mail.send"])  # read ahead at 2.5: fresh, no listing
+        assert pause is not None
+        assert pause.target == "mail.send"
+        now[0] = 20.0
+        cache.refresh_ahead(client)  # stale: the next check reads it anyway
+        assert listings == [0.0, 2.5]
+
+
+def test_a_wake_up_reads_the_list_ahead_once_its_task_ran() -> None:
+    registry = HandlerRegistry()
+    now = [0.0]
+
+    @registry.handler("report", "build")
+    def build(task: Task) -> None:
+        now[0] += 3  # the attempt takes the list past half its life
+
+    queue = MemoryQueue(registry)
+    queue.processor.flow.pauses = Pauses(ttl=5, clock=lambda: now[0])
+    listings: list[float] = []
+    real = pauses.listed
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pauses, "listed", lambda client: listings.append(now[0]) or real(client))
+        queue.enqueue("orders/o", NewTask("report", "build", run_at=queue.clock.now
+                                          + datetime.timedelta(hours=1)))
+        queue.run()
+    assert queue.tasks()[0].state == "completed"
+    assert listings == [0.0, 3.0]  # before the task started, and after its outcome was written
+
+
+def test_a_failed_read_ahead_is_logged_and_left_to_the_next_check(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    queue, _ = kit()
+    now = [0.0]
+    cache = Pauses(ttl=5, clock=lambda: now[0])
+    assert cache.paused(queue.client, ["mail.send"]) is None
+    now[0] = 3.0
+
+    def unavailable(client: Any) -> list[pauses.Pause]:
+        raise ServiceUnavailable("emulator restarting")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pauses, "listed", unavailable)
+        cache.refresh_ahead(queue.client)
+    assert "could not read the list of paused handlers ahead" in capsys.readouterr().out
+    queue.pause("mail.send")
+    now[0] = 5.0
+    assert cache.paused(queue.client, ["mail.send"]) is not None
 
 
 @pytest.mark.parametrize(("handler", "key", "field"), [
