@@ -5,7 +5,9 @@ tests/emulator/test_pauses.py runs it through the real triggers."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -138,20 +140,27 @@ def test_pausing_reads_nothing_for_the_tasks_of_other_handlers(
     assert reads == []  # the cached list of paused targets says it is not paused
 
 
+def on_a_fake_clock() -> tuple[Pauses, list[float]]:
+    """A cache of the list of paused targets for 5 s, on a clock that reads `now[0]`."""
+    now = [0.0]
+    return Pauses(ttl=5, clock=lambda: now[0]), now
+
+
+@contextlib.contextmanager
+def listings_at(now: list[float]) -> Iterator[list[float]]:
+    """The times (by `now`) at which the list of paused targets is read, while in the block."""
+    listings: list[float] = []
+    real = pauses.listed
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pauses, "listed", lambda client: listings.append(now[0]) or real(client))
+        yield listings
+
+
 def test_the_list_of_paused_targets_is_read_once_a_period_and_a_resume_seen_at_once() -> None:
     queue, _ = kit()
-    now = [0.0]
-    cache = Pauses(ttl=5, clock=lambda: now[0])
-    listings: list[int] = []
+    cache, now = on_a_fake_clock()
     client = queue.client
-    real = pauses.listed
-
-    def listed(client: Any) -> list[pauses.Pause]:
-        listings.append(1)
-        return real(client)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pauses, "listed", listed)
+    with listings_at(now) as listings:
         assert cache.paused(client, ["mail.send"]) is None
         queue.pause("mail.send")
         now[0] = 4.9
@@ -167,18 +176,9 @@ def test_the_list_of_paused_targets_is_read_once_a_period_and_a_resume_seen_at_o
 
 def test_an_event_past_half_the_lists_life_reads_it_ahead_for_the_next() -> None:
     queue, _ = kit()
-    now = [0.0]
-    cache = Pauses(ttl=5, clock=lambda: now[0])
-    listings: list[float] = []
+    cache, now = on_a_fake_clock()
     client = queue.client
-    real = pauses.listed
-
-    def listed(client: Any) -> list[pauses.Pause]:
-        listings.append(now[0])
-        return real(client)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pauses, "listed", listed)
+    with listings_at(now) as listings:
         cache.refresh_ahead(client)  # never read: the next check reads it, not the last event
         assert cache.paused(client, ["mail.send"]) is None
         now[0] = 2.4
@@ -197,18 +197,15 @@ def test_an_event_past_half_the_lists_life_reads_it_ahead_for_the_next() -> None
 
 def test_a_wake_up_reads_the_list_ahead_once_its_task_ran() -> None:
     registry = HandlerRegistry()
-    now = [0.0]
+    cache, now = on_a_fake_clock()
 
     @registry.handler("report", "build")
     def build(task: Task) -> None:
         now[0] += 3  # the attempt takes the list past half its life
 
     queue = MemoryQueue(registry)
-    queue.processor.flow.pauses = Pauses(ttl=5, clock=lambda: now[0])
-    listings: list[float] = []
-    real = pauses.listed
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pauses, "listed", lambda client: listings.append(now[0]) or real(client))
+    queue.processor.flow.pauses = cache
+    with listings_at(now) as listings:
         queue.enqueue("orders/o", NewTask("report", "build", run_at=queue.clock.now
                                           + datetime.timedelta(hours=1)))
         queue.run()
@@ -219,8 +216,7 @@ def test_a_wake_up_reads_the_list_ahead_once_its_task_ran() -> None:
 def test_a_failed_read_ahead_is_logged_and_left_to_the_next_check(
         capsys: pytest.CaptureFixture[str]) -> None:
     queue, _ = kit()
-    now = [0.0]
-    cache = Pauses(ttl=5, clock=lambda: now[0])
+    cache, now = on_a_fake_clock()
     assert cache.paused(queue.client, ["mail.send"]) is None
     now[0] = 3.0
 
