@@ -149,7 +149,10 @@ class Attempts:
         context["attempt"] = task.attempt
         latency = {"latencyMs": round((started - created).total_seconds() * 1000)} if isinstance(
             created, datetime.datetime) else {}
-        logger.info("start processing task", **latency, **context)
+        if task.staged is None:  # claim mode: a line at the start, as the claim in the task
+            logger.info("start processing task", **latency, **context)
+        else:  # atomic mode writes nothing until the attempt ends: one line then, with latency
+            context.update(latency)
         try:
             result = json_result(spawned_result(task, registration.handler(task)))
             self._stage_spawns(task, effects)

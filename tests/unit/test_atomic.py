@@ -4,6 +4,7 @@ writes are committed with the outcome, once, or not at all."""
 from __future__ import annotations
 
 import datetime
+import logging
 
 import pytest
 
@@ -131,3 +132,16 @@ def test_a_permanent_error_fails_at_once():
     ref = queue.enqueue("orders/o-1", NewTask("order", "declined"))
     queue.run()
     assert (queue.get(ref).state, mails(queue)) == ("failed", [])
+
+
+def test_an_atomic_attempt_logs_one_line_at_its_end_with_its_latency(queue, caplog):
+    queue.enqueue("orders/o-1", NewTask("order", "confirm"))
+    with caplog.at_level(logging.INFO, logger="firetasks"):
+        queue.run()
+    lines = [record for record in caplog.records
+             if record.getMessage().startswith(("start processing task", "end processing task"))]
+    [end] = lines  # nothing shows an atomic attempt until it ends: no start line
+    assert end.getMessage().startswith("end processing task")
+    assert end.fields["outcome"] == "completed"
+    assert end.fields["latencyMs"] == 0  # the kit's clock stood still since the enqueue
+    assert end.fields["durationMs"] >= 0
