@@ -22,6 +22,7 @@ from google.cloud.firestore import DocumentReference
 from google.cloud.firestore_v1.transforms import Sentinel, _NumericValue, _ValueList
 
 from firetasks import db
+from firetasks.update_encoding import add_update
 
 T = TypeVar("T")
 TRANSIENT = (exceptions.Aborted, exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
@@ -67,15 +68,16 @@ def apply(batch: Any, writes: Sequence[Write]) -> None:
     """Add `writes` to a Firestore WriteBatch."""
     for write in writes:
         fields = dict(write.fields or {})
-        option = {} if write.if_version is None else {"option": unchanged_since(write.if_version)}
+        option = None if write.if_version is None else unchanged_since(write.if_version)
         if write.operation == "create":
             batch.create(write.ref, fields)
         elif write.operation == "set":
             batch.set(write.ref, fields, merge=write.merge)
-        elif write.operation == "update":
-            batch.update(write.ref, fields, **option)
+        elif write.operation == "update":  # encoded here, if it can be (firetasks.update_encoding)
+            if not add_update(batch, write.ref, fields, option):
+                batch.update(write.ref, fields, option=option)
         else:
-            batch.delete(write.ref, **option)
+            batch.delete(write.ref, option=option)
 
 
 def commit(writes: Sequence[Write]) -> list[Any] | None:
