@@ -96,7 +96,10 @@ def commit(writes: Sequence[Write]) -> list[Any] | None:
         tries.append(1)
         batch = db.client_of(writes[0].ref).batch()
         apply(batch, writes)
-        return [result.update_time for result in batch.commit()]
+        # retry=None: the client library retries UNAVAILABLE on its own, below this, and a commit
+        # whose answer it lost would come back as our precondition failing on its second try
+        # (read as a race lost), never reaching `landed`. Here is the one retry of a commit.
+        return [result.update_time for result in batch.commit(retry=None)]
 
     try:
         return with_backoff(run)
