@@ -168,10 +168,13 @@ def test_a_signal_to_the_wrapper_stops_the_whole_suite(tmp_path: Path, signum: i
         os.killpg(wrapper.pid, signum)  # what `kill -- -PGID` does to `make dev`
 
         def leftovers() -> list[str]:
-            wrapper.poll()  # reaps it once it has exited; until then it is a process of the run
-            return [f"port {port} in use" for port in busy_ports()] + [
+            left = [f"port {port} in use" for port in busy_ports()] + [
                 f"pid {pid}: {cmdline}"
                 for pid, cmdline in processes_of_run(marker, wrapper.pid, folder).items()]
+            # Until it exits the wrapper is a process of the run; polled after the scan, which
+            # skips it once it is a zombie, so that an empty list always comes with its exit code.
+            wrapper.poll()
+            return left
 
         deadline = time.monotonic() + STOP_TIMEOUT
         while (left := leftovers()) and time.monotonic() < deadline:
